@@ -1,0 +1,66 @@
+/* conv.h — 2-D convolution as GEMM for the image encoders, and the layout moves around it.
+ *
+ * Activations are NHWC: one image is a matrix [height*width, channels], a batch is those matrices
+ * stacked. In that layout a 1×1 convolution is exactly mv_linear over the rows (no unfolding, and a
+ * whole batch is one GEMM), a K×K convolution is mv_linear over im2col rows whose columns are ordered
+ * (kh, kw, channel), and every bias/ReLU/residual is a plain row operation. Convolution weights are
+ * therefore held as [out_channels, kernel, kernel, in_channels] (PyTorch OIHW repacked once at load).
+ * Images enter as CHW (the preprocessor's output) and are transposed once. */
+#ifndef MEDVLP_CONV_H
+#define MEDVLP_CONV_H
+
+#include <stddef.h>
+#include "medvlp/error.h"
+#include "medvlp/weights.h"
+
+typedef struct mv_conv2d {
+    int in_channels, out_channels;
+    int kernel, stride, pad;
+    const float *weight;   /* [out_channels, kernel*kernel*in_channels], columns (kh, kw, channel) */
+    const float *bias;     /* [out_channels] or NULL */
+} mv_conv2d;
+
+/* Folds an eval-mode BatchNorm into the convolution before it (ResNet stages, BioViL's projector):
+ * takes `conv_name`.weight [out, in, kernel, kernel] and `bn_name`.{weight, bias, running_mean,
+ * running_var} [out] (printf'd with prefix: "%s%s.weight"), writes w' = w·γ/√(var+eps) repacked to
+ * [out, kernel·kernel·in] into `weight` and b' = β − mean·γ/√(var+eps) into `bias` (caller-owned). */
+int mv_conv2d_fold_bn(mv_weights *weights, const char *prefix, const char *conv_name, const char *bn_name,
+                      int in_channels, int out_channels, int kernel, float eps, float *weight, float *bias,
+                      mv_error *err);
+
+/* floor((in + 2·pad − kernel) / stride) + 1, as torch sizes convolution and pooling outputs. */
+int mv_conv_out_size(int in_size, int kernel, int stride, int pad);
+
+/* Scratch floats mv_conv2d_forward needs for one image of in_h × in_w (0 for a stride-1 1×1). */
+size_t mv_conv2d_cols_size(const mv_conv2d *conv, int in_h, int in_w);
+
+/* y[n_images·out_h·out_w, out_channels] (=, or += when accumulate) conv(x) + bias, x NHWC.
+ * cols holds mv_conv2d_cols_size floats. K×K convolutions unfold and multiply one image at a time
+ * (a 224² image already gives the GEMM thousands of rows, and the unfolded matrix of a whole batch
+ * would cost hundreds of MB); stride-1 1×1 convolutions are one GEMM over the batch. */
+void mv_conv2d_forward(const mv_conv2d *conv, const float *x, int n_images, int in_h, int in_w,
+                       float *cols, float *y, int accumulate);
+
+/* cols[out_h·out_w, kernel·kernel·channels] from one NHWC image; padding reads as zero. */
+void mv_im2col_hwc(const float *x, int height, int width, int channels, int kernel, int stride, int pad,
+                   float *cols);
+
+/* Non-overlapping patch_size² patches of one CHW image as rows [n_patches, channels·patch²] in
+ * (channel, row, column) order — the order of a flattened OIHW patch-embedding weight, so the
+ * patch embedding is x·Wᵀ with the checkpoint's weight as stored. Patches are row-major over the
+ * grid; a border that does not fill a patch is dropped, as a stride-patch convolution does. */
+void mv_patchify_chw(const float *image, int channels, int height, int width, int patch_size,
+                     float *patches);
+
+/* hwc[height·width, channels] from chw[channels, height·width], and back. */
+void mv_chw_to_hwc(const float *chw, int channels, int height, int width, float *hwc);
+void mv_hwc_to_chw(const float *hwc, int channels, int height, int width, float *chw);
+
+/* Max pooling of n_images NHWC images; padded positions never win (torch pads with −inf). */
+void mv_maxpool_hwc(const float *x, int n_images, int height, int width, int channels, int kernel,
+                    int stride, int pad, float *y);
+
+/* y[n_images, channels] = mean over the height·width rows of each NHWC image. */
+void mv_global_avgpool_hwc(const float *x, int n_images, int height, int width, int channels, float *y);
+
+#endif

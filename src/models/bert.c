@@ -1,0 +1,218 @@
+/* bert.c — owns the BERT encoder forward pass and its work buffers (include/medvlp/bert.h).
+ * Post-LN transformer exactly as HF BertModel: embeddings → LayerNorm, then per layer
+ * h = LN(h + O·Attn(h)), h = LN(h + W2·GELU(W1·h)). Every matrix product is one cblas_sgemm. */
+#include "medvlp/bert.h"
+#include "medvlp/tensor.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_config(const mv_bert_config *c, const char *path, mv_error *err)
+{
+    if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
+        c->intermediate_size <= 0 || c->max_positions <= 0 || c->type_vocab_size <= 0 ||
+        !(c->layer_norm_eps > 0.0f))
+        return mv_fail(err, MV_EFORMAT, "%s: BERT config has a non-positive size or epsilon", path);
+    if (c->hidden_size % c->n_heads)
+        return mv_fail(err, MV_EFORMAT, "%s: BERT hidden size %d is not divisible by %d heads", path,
+                       c->hidden_size, c->n_heads);
+    return MV_OK;
+}
+
+int mv_bert_load(mv_bert *bert, const mv_bert_config *config, mv_weights *w, const char *prefix,
+                 int with_pooler, mv_error *err)
+{
+    memset(bert, 0, sizeof *bert);
+    int rc = check_config(config, mv_weights_path(w), err);
+    if (rc)
+        return rc;
+    bert->config = *config;
+    const int64_t H = config->hidden_size, I = config->intermediate_size;
+    const char *p = prefix;
+    if ((rc = mv_weights_take(w, &bert->word_embeddings, err, MV_SHAPE(config->vocab_size, H),
+                              "%sembeddings.word_embeddings.weight", p)) ||
+        (rc = mv_weights_take(w, &bert->position_embeddings, err, MV_SHAPE(config->max_positions, H),
+                              "%sembeddings.position_embeddings.weight", p)) ||
+        (rc = mv_weights_take(w, &bert->token_type_embeddings, err, MV_SHAPE(config->type_vocab_size, H),
+                              "%sembeddings.token_type_embeddings.weight", p)) ||
+        (rc = mv_weights_take(w, &bert->embed_norm_w, err, MV_SHAPE(H), "%sembeddings.LayerNorm.weight", p)) ||
+        (rc = mv_weights_take(w, &bert->embed_norm_b, err, MV_SHAPE(H), "%sembeddings.LayerNorm.bias", p)))
+        return rc;
+    bert->layers = calloc((size_t)config->n_layers, sizeof *bert->layers);
+    if (!bert->layers)
+        return mv_fail(err, MV_ENOMEM, "out of memory loading BERT");
+    for (int i = 0; i < config->n_layers; i++) {
+        mv_bert_layer *l = &bert->layers[i];
+#define TAKE(field, shape, name) \
+        if ((rc = mv_weights_take(w, &l->field, err, shape, "%sencoder.layer.%d." name, p, i))) \
+            goto fail;
+        TAKE(query_w, MV_SHAPE(H, H), "attention.self.query.weight")
+        TAKE(query_b, MV_SHAPE(H), "attention.self.query.bias")
+        TAKE(key_w, MV_SHAPE(H, H), "attention.self.key.weight")
+        TAKE(key_b, MV_SHAPE(H), "attention.self.key.bias")
+        TAKE(value_w, MV_SHAPE(H, H), "attention.self.value.weight")
+        TAKE(value_b, MV_SHAPE(H), "attention.self.value.bias")
+        TAKE(attn_out_w, MV_SHAPE(H, H), "attention.output.dense.weight")
+        TAKE(attn_out_b, MV_SHAPE(H), "attention.output.dense.bias")
+        TAKE(attn_norm_w, MV_SHAPE(H), "attention.output.LayerNorm.weight")
+        TAKE(attn_norm_b, MV_SHAPE(H), "attention.output.LayerNorm.bias")
+        TAKE(ffn_in_w, MV_SHAPE(I, H), "intermediate.dense.weight")
+        TAKE(ffn_in_b, MV_SHAPE(I), "intermediate.dense.bias")
+        TAKE(ffn_out_w, MV_SHAPE(H, I), "output.dense.weight")
+        TAKE(ffn_out_b, MV_SHAPE(H), "output.dense.bias")
+        TAKE(ffn_norm_w, MV_SHAPE(H), "output.LayerNorm.weight")
+        TAKE(ffn_norm_b, MV_SHAPE(H), "output.LayerNorm.bias")
+#undef TAKE
+    }
+    if (with_pooler &&
+        ((rc = mv_weights_take(w, &bert->pooler_w, err, MV_SHAPE(H, H), "%spooler.dense.weight", p)) ||
+         (rc = mv_weights_take(w, &bert->pooler_b, err, MV_SHAPE(H), "%spooler.dense.bias", p))))
+        goto fail;
+    return MV_OK;
+fail:
+    mv_bert_free(bert);
+    return rc;
+}
+
+void mv_bert_free(mv_bert *bert)
+{
+    free(bert->layers);
+    bert->layers = NULL;
+}
+
+void mv_bert_state_free(mv_bert_state *s)
+{
+    free(s->hidden);
+    free(s->query);
+    free(s->key);
+    free(s->value);
+    free(s->context);
+    free(s->scratch);
+    free(s->ffn);
+    free(s->scores);
+    memset(s, 0, sizeof *s);
+}
+
+int mv_bert_state_reserve(mv_bert_state *s, const mv_bert_config *c, int n_tokens, int max_seq, mv_error *err)
+{
+    if (n_tokens <= s->cap_tokens && max_seq <= s->cap_seq)
+        return MV_OK;
+    int cap_tokens = n_tokens > s->cap_tokens ? n_tokens : s->cap_tokens;
+    int cap_seq = max_seq > s->cap_seq ? max_seq : s->cap_seq;
+    mv_bert_state_free(s);
+    size_t rows = (size_t)cap_tokens, H = (size_t)c->hidden_size;
+    s->hidden = malloc(rows * H * sizeof(float));
+    s->query = malloc(rows * H * sizeof(float));
+    s->key = malloc(rows * H * sizeof(float));
+    s->value = malloc(rows * H * sizeof(float));
+    s->context = malloc(rows * H * sizeof(float));
+    s->scratch = malloc(rows * H * sizeof(float));
+    s->ffn = malloc(rows * (size_t)c->intermediate_size * sizeof(float));
+    s->scores = malloc((size_t)cap_seq * (size_t)cap_seq * sizeof(float));
+    if (!s->hidden || !s->query || !s->key || !s->value || !s->context || !s->scratch || !s->ffn || !s->scores) {
+        mv_bert_state_free(s);
+        return mv_fail(err, MV_ENOMEM, "out of memory for a BERT batch of %d tokens", n_tokens);
+    }
+    s->cap_tokens = cap_tokens;
+    s->cap_seq = cap_seq;
+    return MV_OK;
+}
+
+/* Embeddings: word + position (0..len-1 within each text) + token type 0, then LayerNorm. */
+static void embed(const mv_bert *bert, const mv_bert_batch *batch, float *out)
+{
+    const int H = bert->config.hidden_size;
+    const int32_t *ids = batch->token_ids;
+    for (int t = 0; t < batch->n_texts; t++) {
+        for (int pos = 0; pos < batch->lengths[t]; pos++, ids++, out += H) {
+            const float *word = bert->word_embeddings + (size_t)*ids * H;
+            const float *position = bert->position_embeddings + (size_t)pos * H;
+            for (int i = 0; i < H; i++)
+                out[i] = word[i] + position[i] + bert->token_type_embeddings[i];
+        }
+    }
+}
+
+/* Multi-head self-attention of one text (rows [0, len) of q/k/v): per head, softmax(q·kᵀ/√d)·v
+ * on column slices of the [len, hidden] matrices, written into the same columns of context. */
+static void self_attention(const mv_bert_config *c, const float *q, const float *k, const float *v, int len,
+                           float *scores, float *context)
+{
+    const int H = c->hidden_size, head_dim = H / c->n_heads;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    for (int h = 0; h < c->n_heads; h++) {
+        const int col = h * head_dim;
+        mv_gemm(0, 1, len, len, head_dim, scale, q + col, H, k + col, H, 0.0f, scores, len);
+        mv_softmax_rows(scores, len, len);
+        mv_gemm(0, 0, len, head_dim, len, 1.0f, scores, len, v + col, H, 0.0f, context + col, H);
+    }
+}
+
+/* h = LayerNorm(h + sublayer_out), the post-LN residual of every BERT sublayer. */
+static void add_and_norm(float *h, const float *sublayer_out, int n_rows, int dim, const float *norm_w,
+                         const float *norm_b, float eps)
+{
+    mv_add(h, sublayer_out, (size_t)n_rows * dim);
+    mv_layernorm(h, h, n_rows, dim, norm_w, norm_b, eps);
+}
+
+static void save_hidden(float *const *hidden_states, int slot, const float *h, size_t n)
+{
+    if (hidden_states && hidden_states[slot])
+        memcpy(hidden_states[slot], h, n * sizeof(float));
+}
+
+int mv_bert_forward(const mv_bert *bert, mv_bert_state *s, const mv_bert_batch *batch,
+                    float *const *hidden_states, mv_error *err)
+{
+    const mv_bert_config *c = &bert->config;
+    const int H = c->hidden_size, I = c->intermediate_size;
+    int n_tokens = 0, max_seq = 0;
+    for (int t = 0; t < batch->n_texts; t++) {
+        int len = batch->lengths[t];
+        if (len <= 0 || len > c->max_positions)
+            return mv_fail(err, MV_EINPUT, "text %d has %d tokens (the model takes 1 to %d)", t, len,
+                           c->max_positions);
+        max_seq = len > max_seq ? len : max_seq;
+        n_tokens += len;
+    }
+    for (int r = 0; r < n_tokens; r++)
+        if (batch->token_ids[r] < 0 || batch->token_ids[r] >= c->vocab_size)
+            return mv_fail(err, MV_EINPUT, "token id %d is outside the vocabulary (size %d)",
+                           (int)batch->token_ids[r], c->vocab_size);
+    int rc = mv_bert_state_reserve(s, c, n_tokens, max_seq, err);
+    if (rc)
+        return rc;
+    const size_t n_values = (size_t)n_tokens * H;
+
+    float *h = s->hidden;
+    embed(bert, batch, h);
+    mv_layernorm(h, h, n_tokens, H, bert->embed_norm_w, bert->embed_norm_b, c->layer_norm_eps);
+    save_hidden(hidden_states, 0, h, n_values);
+
+    for (int i = 0; i < c->n_layers; i++) {
+        const mv_bert_layer *l = &bert->layers[i];
+
+        /* Self-attention block. */
+        mv_linear(h, n_tokens, H, l->query_w, l->query_b, H, s->query);
+        mv_linear(h, n_tokens, H, l->key_w, l->key_b, H, s->key);
+        mv_linear(h, n_tokens, H, l->value_w, l->value_b, H, s->value);
+        for (int t = 0, row = 0; t < batch->n_texts; row += batch->lengths[t], t++) {
+            size_t at = (size_t)row * H;
+            self_attention(c, s->query + at, s->key + at, s->value + at, batch->lengths[t], s->scores,
+                           s->context + at);
+        }
+        mv_linear(s->context, n_tokens, H, l->attn_out_w, l->attn_out_b, H, s->scratch);
+        add_and_norm(h, s->scratch, n_tokens, H, l->attn_norm_w, l->attn_norm_b, c->layer_norm_eps);
+
+        /* Feed-forward block. */
+        mv_linear(h, n_tokens, H, l->ffn_in_w, l->ffn_in_b, I, s->ffn);
+        mv_gelu_erf_fast(s->ffn, (size_t)n_tokens * I);
+        mv_linear(s->ffn, n_tokens, I, l->ffn_out_w, l->ffn_out_b, H, s->scratch);
+        add_and_norm(h, s->scratch, n_tokens, H, l->ffn_norm_w, l->ffn_norm_b, c->layer_norm_eps);
+
+        save_hidden(hidden_states, i + 1, h, n_values);
+    }
+    return MV_OK;
+}

@@ -1,0 +1,308 @@
+/* resnet.c — owns the bottleneck ResNet tower (include/medvlp/resnet.h): loading with BatchNorm folded
+ * into the convolutions, the batch state, and the forward pass.
+ *
+ * Every convolution is followed by an eval-mode BatchNorm, an affine map per channel, folded into it
+ * at load by mv_conv2d_fold_bn (conv.h), which also repacks OIHW → O(HWI) for NHWC im2col columns. */
+#include "medvlp/resnet.h"
+#include "medvlp/tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+mv_resnet_config mv_resnet50_config(void)
+{
+    return (mv_resnet_config){
+        .in_channels = 3, .stem_channels = 64, .planes = {64, 128, 256, 512}, .blocks = {3, 4, 6, 3},
+        .bn_eps = 1e-5f,
+    };
+}
+
+mv_resnet_names mv_resnet_names_torchvision(const char *prefix)
+{
+    return (mv_resnet_names){prefix, "conv1", "bn1", {"layer1", "layer2", "layer3", "layer4"}};
+}
+
+mv_resnet_names mv_resnet_names_sequential(const char *prefix)
+{
+    return (mv_resnet_names){prefix, "0", "1", {"4", "5", "6", "7"}};
+}
+
+int mv_resnet_out_channels(const mv_resnet *model, int stage)
+{
+    return MV_RESNET_EXPANSION * model->config.planes[stage];
+}
+
+/* Input channels of block b of stage s: the stem for the very first block, else the previous
+ * block's (or stage's) output. */
+static int block_in_channels(const mv_resnet_config *cfg, int stage, int block)
+{
+    if (block > 0)
+        return MV_RESNET_EXPANSION * cfg->planes[stage];
+    return stage == 0 ? cfg->stem_channels : MV_RESNET_EXPANSION * cfg->planes[stage - 1];
+}
+
+static int stage_stride(int stage)
+{
+    return stage == 0 ? 1 : 2;   /* layer1 follows the max-pool; v1.5 strides on the 3×3 conv */
+}
+
+static int has_downsample(const mv_resnet_config *cfg, int stage, int block)
+{
+    return block == 0 && (stage_stride(stage) != 1 ||
+                          block_in_channels(cfg, stage, 0) != MV_RESNET_EXPANSION * cfg->planes[stage]);
+}
+
+static size_t conv_params(int in_channels, int out_channels, int kernel)
+{
+    return (size_t)out_channels * kernel * kernel * in_channels + out_channels;
+}
+
+static size_t folded_size(const mv_resnet_config *cfg)
+{
+    size_t total = conv_params(cfg->in_channels, cfg->stem_channels, 7);
+    for (int s = 0; s < MV_RESNET_STAGES; s++) {
+        int planes = cfg->planes[s], out = MV_RESNET_EXPANSION * planes;
+        for (int b = 0; b < cfg->blocks[s]; b++) {
+            int in = block_in_channels(cfg, s, b);
+            total += conv_params(in, planes, 1) + conv_params(planes, planes, 3) + conv_params(planes, out, 1);
+            if (has_downsample(cfg, s, b))
+                total += conv_params(in, out, 1);
+        }
+    }
+    return total;
+}
+
+typedef struct loader {
+    mv_weights *weights;
+    const char *prefix;
+    float eps;
+    float *cursor;            /* next free float of model->folded */
+} loader;
+
+/* Folds conv `conv_name` + BatchNorm `bn_name` into the next free floats of model->folded. */
+static int fold_conv(loader *ld, mv_conv2d *conv, int in, int out, int kernel, int stride,
+                     const char *conv_name, const char *bn_name, mv_error *err)
+{
+    float *weight = ld->cursor, *bias = ld->cursor + (size_t)out * kernel * kernel * in;
+    ld->cursor = bias + out;
+    int rc = mv_conv2d_fold_bn(ld->weights, ld->prefix, conv_name, bn_name, in, out, kernel, ld->eps, weight,
+                               bias, err);
+    *conv = (mv_conv2d){in, out, kernel, stride, (kernel - 1) / 2, weight, bias};
+    return rc;
+}
+
+static int load_block(loader *ld, const mv_resnet_config *cfg, const char *stage_name, int s, int b,
+                      mv_bottleneck *blk, mv_error *err)
+{
+    int in = block_in_channels(cfg, s, b), planes = cfg->planes[s], out = MV_RESNET_EXPANSION * planes;
+    int stride = b == 0 ? stage_stride(s) : 1;
+    char conv[128], bn[128];
+    int rc = MV_OK;
+    for (int k = 1; k <= 3 && !rc; k++) {
+        snprintf(conv, sizeof conv, "%s.%d.conv%d", stage_name, b, k);
+        snprintf(bn, sizeof bn, "%s.%d.bn%d", stage_name, b, k);
+        mv_conv2d *target = k == 1 ? &blk->conv1 : k == 2 ? &blk->conv2 : &blk->conv3;
+        rc = fold_conv(ld, target, k == 1 ? in : planes, k == 3 ? out : planes, k == 2 ? 3 : 1,
+                       k == 2 ? stride : 1, conv, bn, err);
+    }
+    memset(&blk->downsample, 0, sizeof blk->downsample);
+    if (!rc && has_downsample(cfg, s, b)) {
+        snprintf(conv, sizeof conv, "%s.%d.downsample.0", stage_name, b);
+        snprintf(bn, sizeof bn, "%s.%d.downsample.1", stage_name, b);
+        rc = fold_conv(ld, &blk->downsample, in, out, 1, stride, conv, bn, err);
+    }
+    return rc;
+}
+
+int mv_resnet_load(mv_resnet **out, const mv_resnet_config *config, mv_weights *weights,
+                   const mv_resnet_names *names, mv_error *err)
+{
+    *out = NULL;
+    int n_blocks = 0;
+    for (int s = 0; s < MV_RESNET_STAGES; s++) {
+        if (config->planes[s] <= 0 || config->blocks[s] <= 0)
+            return mv_fail(err, MV_EINPUT, "resnet: stage %d needs positive planes and blocks", s + 1);
+        n_blocks += config->blocks[s];
+    }
+    if (config->in_channels <= 0 || config->stem_channels <= 0 || !(config->bn_eps > 0))
+        return mv_fail(err, MV_EINPUT, "resnet: invalid channels or BatchNorm eps");
+    mv_resnet *model = calloc(1, sizeof *model);
+    if (!model)
+        return mv_fail(err, MV_ENOMEM, "resnet: out of memory");
+    model->config = *config;
+    model->n_blocks = n_blocks;
+    model->blocks = calloc((size_t)n_blocks, sizeof *model->blocks);
+    model->folded = malloc(folded_size(config) * sizeof(float));
+    if (!model->blocks || !model->folded) {
+        mv_resnet_free(model);
+        return mv_fail(err, MV_ENOMEM, "resnet: out of memory for %zu weights", folded_size(config));
+    }
+    loader ld = {weights, names->prefix ? names->prefix : "", config->bn_eps, model->folded};
+    int rc = fold_conv(&ld, &model->stem, config->in_channels, config->stem_channels, 7, 2,
+                       names->stem_conv, names->stem_bn, err);
+    mv_bottleneck *blk = model->blocks;
+    for (int s = 0; s < MV_RESNET_STAGES && !rc; s++)
+        for (int b = 0; b < config->blocks[s] && !rc; b++)
+            rc = load_block(&ld, config, names->stages[s], s, b, blk++, err);
+    if (rc) {
+        mv_resnet_free(model);
+        return rc;
+    }
+    *out = model;
+    return MV_OK;
+}
+
+void mv_resnet_free(mv_resnet *model)
+{
+    if (!model)
+        return;
+    free(model->blocks);
+    free(model->folded);
+    free(model);
+}
+
+/* --- State ------------------------------------------------------------------------------------- */
+
+static size_t max_size(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int width,
+                        mv_resnet_state **out, mv_error *err)
+{
+    *out = NULL;
+    const mv_resnet_config *cfg = &model->config;
+    if (max_images <= 0 || height < 32 || width < 32)
+        return mv_fail(err, MV_EINPUT, "resnet: a batch needs >= 1 image of at least 32x32 (got %d of %dx%d)",
+                       max_images, height, width);
+    size_t n = (size_t)max_images;
+    /* Walk the network once to size every buffer for the largest map it holds. */
+    int h = mv_conv_out_size(height, 7, 2, 3), w = mv_conv_out_size(width, 7, 2, 3);
+    size_t act = (size_t)h * w * cfg->stem_channels;            /* stem output lives in y */
+    size_t cols = mv_conv2d_cols_size(&model->stem, height, width), t1 = 0, t2 = 0;
+    h = mv_conv_out_size(h, 3, 2, 1);
+    w = mv_conv_out_size(w, 3, 2, 1);
+    const mv_bottleneck *blk = model->blocks;
+    int layer3_h = 0, layer3_w = 0;
+    for (int s = 0; s < MV_RESNET_STAGES; s++) {
+        for (int b = 0; b < cfg->blocks[s]; b++, blk++) {
+            int oh = mv_conv_out_size(h, 3, blk->conv2.stride, 1), ow = mv_conv_out_size(w, 3, blk->conv2.stride, 1);
+            act = max_size(act, (size_t)h * w * blk->conv1.in_channels);
+            t1 = max_size(t1, (size_t)h * w * blk->conv1.out_channels);
+            t2 = max_size(t2, (size_t)oh * ow * blk->conv2.out_channels);
+            cols = max_size(cols, mv_conv2d_cols_size(&blk->conv2, h, w));
+            if (blk->downsample.out_channels)
+                cols = max_size(cols, mv_conv2d_cols_size(&blk->downsample, h, w));
+            h = oh;
+            w = ow;
+            act = max_size(act, (size_t)h * w * blk->conv3.out_channels);
+        }
+        if (s == 2) {
+            layer3_h = h;
+            layer3_w = w;
+        }
+    }
+    mv_resnet_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return mv_fail(err, MV_ENOMEM, "resnet: out of memory");
+    *st = (mv_resnet_state){.max_images = max_images, .height = height, .width = width,
+                            .layer3_h = layer3_h, .layer3_w = layer3_w, .layer4_h = h, .layer4_w = w};
+    st->layer3 = malloc(n * layer3_h * layer3_w * mv_resnet_out_channels(model, 2) * sizeof(float));
+    st->layer4 = malloc(n * h * w * mv_resnet_out_channels(model, 3) * sizeof(float));
+    st->pooled = malloc(n * mv_resnet_out_channels(model, 3) * sizeof(float));
+    st->input = malloc(n * height * width * cfg->in_channels * sizeof(float));
+    st->x = malloc(n * act * sizeof(float));
+    st->y = malloc(n * act * sizeof(float));
+    st->t1 = malloc(n * t1 * sizeof(float));
+    st->t2 = malloc(n * t2 * sizeof(float));
+    st->cols = malloc(max_size(cols, 1) * sizeof(float));
+    if (!st->layer3 || !st->layer4 || !st->pooled || !st->input || !st->x || !st->y || !st->t1 || !st->t2 ||
+        !st->cols) {
+        mv_resnet_state_free(st);
+        return mv_fail(err, MV_ENOMEM, "resnet: out of memory for a batch of %d images of %dx%d", max_images,
+                       height, width);
+    }
+    *out = st;
+    return MV_OK;
+}
+
+void mv_resnet_state_free(mv_resnet_state *st)
+{
+    if (!st)
+        return;
+    free(st->layer3);
+    free(st->layer4);
+    free(st->pooled);
+    free(st->input);
+    free(st->x);
+    free(st->y);
+    free(st->t1);
+    free(st->t2);
+    free(st->cols);
+    free(st);
+}
+
+/* --- Forward ----------------------------------------------------------------------------------- */
+
+/* out = ReLU(conv3(ReLU(conv2(ReLU(conv1(x))))) + shortcut(x)); *h, *w become the output size. */
+static void bottleneck_forward(const mv_bottleneck *blk, const float *x, int n_images, int *h, int *w,
+                               mv_resnet_state *st, float *out)
+{
+    int in_h = *h, in_w = *w;
+    int out_h = mv_conv_out_size(in_h, 3, blk->conv2.stride, 1);
+    int out_w = mv_conv_out_size(in_w, 3, blk->conv2.stride, 1);
+    size_t in_pixels = (size_t)n_images * in_h * in_w, out_pixels = (size_t)n_images * out_h * out_w;
+
+    mv_conv2d_forward(&blk->conv1, x, n_images, in_h, in_w, st->cols, st->t1, 0);
+    mv_relu(st->t1, in_pixels * blk->conv1.out_channels);
+    mv_conv2d_forward(&blk->conv2, st->t1, n_images, in_h, in_w, st->cols, st->t2, 0);
+    mv_relu(st->t2, out_pixels * blk->conv2.out_channels);
+
+    if (blk->downsample.out_channels)
+        mv_conv2d_forward(&blk->downsample, x, n_images, in_h, in_w, st->cols, out, 0);
+    else
+        memcpy(out, x, in_pixels * blk->conv1.in_channels * sizeof(float));
+    mv_conv2d_forward(&blk->conv3, st->t2, n_images, out_h, out_w, st->cols, out, 1);
+    mv_relu(out, out_pixels * blk->conv3.out_channels);
+    *h = out_h;
+    *w = out_w;
+}
+
+int mv_resnet_forward(const mv_resnet *model, mv_resnet_state *st, const float *images, int n_images,
+                      mv_error *err)
+{
+    const mv_resnet_config *cfg = &model->config;
+    if (n_images < 1 || n_images > st->max_images)
+        return mv_fail(err, MV_EINPUT, "resnet: batch of %d images, state holds 1..%d", n_images,
+                       st->max_images);
+    size_t image_size = (size_t)cfg->in_channels * st->height * st->width;
+    for (int i = 0; i < n_images; i++)
+        mv_chw_to_hwc(images + i * image_size, cfg->in_channels, st->height, st->width,
+                      st->input + i * image_size);
+
+    /* stem: conv 7×7/2 (+BN) → ReLU → max-pool 3×3/2 */
+    int h = mv_conv_out_size(st->height, 7, 2, 3), w = mv_conv_out_size(st->width, 7, 2, 3);
+    mv_conv2d_forward(&model->stem, st->input, n_images, st->height, st->width, st->cols, st->y, 0);
+    mv_relu(st->y, (size_t)n_images * h * w * cfg->stem_channels);
+    mv_maxpool_hwc(st->y, n_images, h, w, cfg->stem_channels, 3, 2, 1, st->x);
+    h = mv_conv_out_size(h, 3, 2, 1);
+    w = mv_conv_out_size(w, 3, 2, 1);
+
+    const mv_bottleneck *blk = model->blocks;
+    for (int s = 0; s < MV_RESNET_STAGES; s++) {
+        for (int b = 0; b < cfg->blocks[s]; b++, blk++) {
+            bottleneck_forward(blk, st->x, n_images, &h, &w, st, st->y);
+            float *swap = st->x;
+            st->x = st->y;
+            st->y = swap;
+        }
+        if (s == 2)
+            memcpy(st->layer3, st->x, (size_t)n_images * h * w * mv_resnet_out_channels(model, 2) * sizeof(float));
+    }
+    int channels = mv_resnet_out_channels(model, 3);
+    memcpy(st->layer4, st->x, (size_t)n_images * h * w * channels * sizeof(float));
+    mv_global_avgpool_hwc(st->x, n_images, h, w, channels, st->pooled);
+    return MV_OK;
+}

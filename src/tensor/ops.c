@@ -1,0 +1,187 @@
+/* ops.c — element-wise kernels and the sgemm entry points (see include/medvlp/tensor.h).
+ * BLAS owns its threads; these loops are memory-bound and left to the compiler's vectoriser. */
+#include "medvlp/tensor.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+void mv_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void mv_linear(const float *x, int n_rows, int in_features, const float *weight, const float *bias,
+               int out_features, float *y)
+{
+    if (bias) {
+        for (int r = 0; r < n_rows; r++)
+            memcpy(y + (size_t)r * out_features, bias, sizeof(float) * (size_t)out_features);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, out_features, in_features, 1.0f, x,
+                in_features, weight, in_features, bias ? 1.0f : 0.0f, y, out_features);
+}
+
+void mv_layernorm(const float *x, float *y, int n_rows, int dim, const float *gamma, const float *beta,
+                  float eps)
+{
+    for (int r = 0; r < n_rows; r++) {
+        const float *xr = x + (size_t)r * dim;
+        float *yr = y + (size_t)r * dim;
+        /* Two passes in double for the statistics: LayerNorm eps can be 1e-12, so the variance of
+         * near-constant rows must not be swamped by float rounding. */
+        double mean = 0.0;
+        for (int i = 0; i < dim; i++)
+            mean += xr[i];
+        mean /= dim;
+        double var = 0.0;
+        for (int i = 0; i < dim; i++) {
+            double d = xr[i] - mean;
+            var += d * d;
+        }
+        var /= dim;
+        float inv = (float)(1.0 / sqrt(var + eps));
+        float m = (float)mean;
+        for (int i = 0; i < dim; i++)
+            yr[i] = (xr[i] - m) * inv * gamma[i] + beta[i];
+    }
+}
+
+void mv_gelu_erf(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+void mv_quick_gelu(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
+void mv_relu(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void mv_tanh(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = tanhf(x[i]);
+}
+
+void mv_add(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+void mv_add_bias(float *y, int n_rows, int dim, const float *bias)
+{
+    for (int r = 0; r < n_rows; r++)
+        mv_add(y + (size_t)r * dim, bias, (size_t)dim);
+}
+
+void mv_scale(float *y, float s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] *= s;
+}
+
+void mv_softmax_rows(float *x, int n_rows, int dim)
+{
+    for (int r = 0; r < n_rows; r++) {
+        float *xr = x + (size_t)r * dim;
+        float max = -INFINITY;
+        for (int i = 0; i < dim; i++)
+            max = xr[i] > max ? xr[i] : max;
+        float sum = 0.0f;
+        for (int i = 0; i < dim; i++) {
+            xr[i] = expf(xr[i] - max);
+            sum += xr[i];
+        }
+        float inv = 1.0f / sum;
+        for (int i = 0; i < dim; i++)
+            xr[i] *= inv;
+    }
+}
+
+void mv_l2_normalize_rows(float *x, int n_rows, int dim)
+{
+    for (int r = 0; r < n_rows; r++) {
+        float *xr = x + (size_t)r * dim;
+        double ss = 0.0;
+        for (int i = 0; i < dim; i++)
+            ss += (double)xr[i] * xr[i];
+        if (ss > 0.0)
+            mv_scale(xr, (float)(1.0 / sqrt(ss)), (size_t)dim);
+    }
+}
+
+/* openblas_set_num_threads comes from OpenBLAS's cblas.h; it also governs its pthread pool. */
+void mv_set_threads(int n_threads)
+{
+    if (n_threads <= 0)
+        n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    openblas_set_num_threads(n_threads);
+}
+
+int mv_get_threads(void)
+{
+    return openblas_get_num_threads();
+}
+
+/* --- Added for the image encoders (vitres) ---------------------------------------------------- */
+
+void mv_linear_accumulate(const float *x, int n_rows, int in_features, const float *weight,
+                          const float *bias, int out_features, float *y)
+{
+    if (bias)
+        mv_add_bias(y, n_rows, out_features, bias);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, out_features, in_features, 1.0f, x,
+                in_features, weight, in_features, 1.0f, y, out_features);
+}
+
+/* --- Added by the bert branch ------------------------------------------------------------------ */
+
+/* e^x for x <= 0 (all GELU needs): x = k·ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
+ * (relative error < 2e-8 there), 2^k assembled in the exponent bits. Inputs below -87 act as -87
+ * (e^-87 is under 1e-37, far below GELU's precision). */
+static inline float exp_nonpositive(float x)
+{
+    /* The clamp compares bit patterns: for negative floats a larger magnitude is a larger int32, and
+     * an integer min vectorises where a float comparison (which may trap) does not. */
+    int32_t bits, floor_bits;
+    const float floor_value = -87.0f;
+    memcpy(&bits, &x, sizeof bits);
+    memcpy(&floor_bits, &floor_value, sizeof floor_bits);
+    bits = bits < floor_bits ? bits : floor_bits;
+    memcpy(&x, &bits, sizeof x);
+    /* Round to nearest by adding and removing 1.5·2^23, which vectorises where roundf does not. */
+    float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+    float r = x - k * 0.693145752f - k * 1.42860677e-06f; /* ln2 split in two for an exact k·ln2_hi */
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+              r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t scale_bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return p * scale;
+}
+
+void mv_gelu_erf_fast(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float z = __builtin_fabsf(v) * (float)M_SQRT1_2;
+        float t = 1.0f / (1.0f + 0.3275911f * z);
+        float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f +
+                     t * 1.061405429f))));
+        float erf_abs = 1.0f - poly * exp_nonpositive(-z * z);
+        x[i] = 0.5f * v * (1.0f + __builtin_copysignf(erf_abs, v));
+    }
+}
