@@ -18,6 +18,8 @@ trap cleanup EXIT
 
 ok() { checks=$((checks + 1)); }
 bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
+# jq 1.6 exits 0 for `jq -e FILTER FILE` when FILE is empty: an empty answer must fail its check.
+jq() { if [ "${1:-}" = -e ] && [ -f "${!#}" ] && [ ! -s "${!#}" ]; then return 1; fi; command jq "$@"; }
 check() { # description, command...
     local what=$1; shift
     if "$@" >/dev/null; then ok; else bad "$what"; fi
