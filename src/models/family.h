@@ -98,6 +98,8 @@ struct mv_model {
 
 /* Opens a checkpoint and hands it to the model (freed with it). */
 int mv_model_add_weights(mv_model *model, const char *path, mv_weights **out, mv_error *err);
+/* mv_model_add_weights of the manifest's required "checkpoint" file (single-checkpoint families). */
+int mv_model_add_checkpoint(mv_model *model, const mv_model_dir *dir, mv_weights **out, mv_error *err);
 
 typedef struct mv_model_family {
     const char *name;

@@ -182,12 +182,11 @@ static int load_image(mv_model *model, const mv_model_dir *dir, mv_weights *w, c
 
 static int load(mv_model *model, const mv_model_dir *dir, mv_error *err)
 {
-    char path[PATH_MAX], prefix[128];   /* names below add at most 40 bytes to it */
+    char prefix[128];   /* names below add at most 40 bytes to it */
     mv_gloria_config cfg;
     mv_weights *weights;
     int rc;
-    if ((rc = read_config(dir, &cfg, err)) || (rc = mv_manifest_file(dir, NULL, "checkpoint", NULL, 1, path, err)) ||
-        (rc = mv_model_add_weights(model, path, &weights, err)) ||
+    if ((rc = read_config(dir, &cfg, err)) || (rc = mv_model_add_checkpoint(model, dir, &weights, err)) ||
         (rc = find_prefix(weights, prefix, sizeof prefix, err)) ||
         (rc = load_text(model, dir, weights, prefix, &cfg, err)))
         return rc;

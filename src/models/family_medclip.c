@@ -183,11 +183,9 @@ static int load_image(mv_model *model, const mv_model_dir *dir, mv_weights *w, m
 
 static int load(mv_model *model, const mv_model_dir *dir, mv_error *err)
 {
-    char path[PATH_MAX];
     mv_weights *weights;
     int rc;
-    if ((rc = mv_manifest_file(dir, NULL, "checkpoint", NULL, 1, path, err)) ||
-        (rc = mv_model_add_weights(model, path, &weights, err)) || (rc = load_text(model, dir, weights, err)))
+    if ((rc = mv_model_add_checkpoint(model, dir, &weights, err)) || (rc = load_text(model, dir, weights, err)))
         return rc;
     return load_image(model, dir, weights, err);
 }

@@ -32,6 +32,13 @@ int mv_model_add_weights(mv_model *model, const char *path, mv_weights **out, mv
     return rc;
 }
 
+int mv_model_add_checkpoint(mv_model *model, const mv_model_dir *dir, mv_weights **out, mv_error *err)
+{
+    char path[PATH_MAX];
+    int rc = mv_manifest_file(dir, NULL, "checkpoint", NULL, 1, path, err);
+    return rc ? rc : mv_model_add_weights(model, path, out, err);
+}
+
 static int collect_unused(mv_model *model, mv_error *err)
 {
     size_t n = 0;
