@@ -3,7 +3,8 @@
  * 50 rounds, alternating a Flat and an HNSW index: a child process (this program re-executed, so no
  * OpenMP state crosses the fork) adds items one at a time, deletes every 5th right after, and reports
  * each change on a pipe only AFTER the call returned; a tiny snapshot threshold makes kills land in
- * snapshots too. The parent SIGKILLs it at a random moment, reopens the index and checks: every
+ * snapshots too. The parent SIGKILLs it at a random moment (most rounds: after its first
+ * acknowledged add), reopens the index and checks: every
  * acknowledged add is present and its vector finds itself top-1; every acknowledged delete is gone;
  * every id has both metadata and vector or neither (nothing half-present). */
 #include "medvlp/index.h"
@@ -77,8 +78,12 @@ static ack *find_ack(int which, int64_t id)
     return NULL;
 }
 
-/* Runs one child until a random kill; records what it acknowledged. */
-static void run_child(const char *self, const char *dir, int which, long first_seq, uint64_t *rng)
+/* Runs one child until a random kill; records what it acknowledged. With after_first_ack the random
+ * delay starts once the child acknowledged its first add, so a slow start (a loaded machine, the
+ * sanitizer build) cannot turn the round into a kill during start-up; otherwise it starts at fork,
+ * which also lands kills in the open/replay phase. */
+static void run_child(const char *self, const char *dir, int which, long first_seq, int after_first_ack,
+                      uint64_t *rng)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -93,15 +98,18 @@ static void run_child(const char *self, const char *dir, int which, long first_s
         _exit(127);
     }
     close(fds[1]);
-    struct timespec delay = {0, (long)(5 + rng_next(rng) % 60) * 1000000L};
+    static char buffer[1 << 20];
+    size_t len = 0;
+    ssize_t got;
+    while (after_first_ack && !memchr(buffer, '\n', len) &&
+           (got = read(fds[0], buffer + len, sizeof buffer - 1 - len)) > 0)
+        len += (size_t)got;
+    struct timespec delay = {0, (long)(after_first_ack ? rng_next(rng) % 40 : 5 + rng_next(rng) % 60) * 1000000L};
     nanosleep(&delay, NULL);
     kill(pid, SIGKILL);
     int wstatus;
     waitpid(pid, &wstatus, 0);
     CHECK_MSG(WIFSIGNALED(wstatus), "child exited on its own (status %d)", wstatus);
-    static char buffer[1 << 20];
-    size_t len = 0;
-    ssize_t got;
     while ((got = read(fds[0], buffer + len, sizeof buffer - 1 - len)) > 0)
         len += (size_t)got;
     close(fds[0]);
@@ -191,17 +199,19 @@ int main(int argc, char **argv)
     }
     uint64_t rng = (uint64_t)time(NULL);
     fprintf(stderr, "kill9 seed %llu\n", (unsigned long long)rng);
-    int half_present = 0, lost = 0;
+    int half_present = 0, lost = 0, waited_rounds[2] = {0, 0};
     for (int round = 0; round < ROUNDS; round++) {
-        int which = round % 2;
-        run_child(self, dirs[which], which, 100000L * (round + 1), &rng);
+        int which = round % 2, after_first_ack = round % 5 != 4;
+        waited_rounds[which] += after_first_ack;
+        run_child(self, dirs[which], which, 100000L * (round + 1), after_first_ack, &rng);
         verify(dirs[which], which, &half_present, &lost);
     }
     fprintf(stderr, "kill9: %d rounds, %d + %d acknowledged adds, %d lost, %d half-present\n", ROUNDS,
             n_acks[0], n_acks[1], lost, half_present);
     CHECK_INT_EQ(lost, 0);
     CHECK_INT_EQ(half_present, 0);
-    CHECK(n_acks[0] > ROUNDS / 2 && n_acks[1] > ROUNDS / 2);
+    /* The test exercised what it claims: every waiting round acknowledged at least one add. */
+    CHECK(n_acks[0] >= waited_rounds[0] && n_acks[1] >= waited_rounds[1]);
     for (int w = 0; w < 2; w++)
         remove_tree(dirs[w]);
     return test_report("index_kill9");
