@@ -1,5 +1,5 @@
 /* thumbs.c — owns the thumbnails of an index directory (include/medvlp/thumbs.h): their size rule,
- * their JPEG encoding with libjpeg-turbo and their files INDEX_DIR/thumbs/<id>.jpg.
+ * their JPEG encoding and their files INDEX_DIR/thumbs/<id>.jpg.
  *
  * Scaling reuses the vision module's PIL-exact preprocessing (bicubic resize, conversion of every
  * mode to RGB) so a thumbnail looks like what the model saw, minus the crop. */
@@ -9,68 +9,15 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jpeglib.h>
-
 #include "medvlp/file.h"
 
 #define THUMBS_DIR "thumbs"
-
-/* libjpeg's fatal errors must not return: jump back to the encoder, which cleans up. */
-struct jpeg_failure {
-    struct jpeg_error_mgr mgr;
-    jmp_buf jump;
-    char message[JMSG_LENGTH_MAX];
-};
-
-static void on_error_exit(j_common_ptr cinfo)
-{
-    struct jpeg_failure *failure = (struct jpeg_failure *)cinfo->err;
-    cinfo->err->format_message(cinfo, failure->message);
-    longjmp(failure->jump, 1);
-}
-
-static int encode_rgb(const unsigned char *rgb, int width, int height, unsigned char **jpeg, size_t *n_jpeg,
-                      mv_error *err)
-{
-    struct jpeg_compress_struct cinfo;
-    struct jpeg_failure failure;
-    /* libjpeg grows the buffer and stores where it now lives through &out (address-taken, so it is
-     * in memory and valid after a longjmp); the caller frees it. */
-    unsigned char *out = NULL;
-    unsigned long n_out = 0;
-    cinfo.err = jpeg_std_error(&failure.mgr);
-    failure.mgr.error_exit = on_error_exit;
-    if (setjmp(failure.jump)) {
-        jpeg_destroy_compress(&cinfo);
-        free(out);
-        return mv_fail(err, MV_EINTERNAL, "thumbnail: JPEG encoder: %s", failure.message);
-    }
-    jpeg_create_compress(&cinfo);
-    jpeg_mem_dest(&cinfo, &out, &n_out);
-    cinfo.image_width = (JDIMENSION)width;
-    cinfo.image_height = (JDIMENSION)height;
-    cinfo.input_components = 3;
-    cinfo.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&cinfo);
-    jpeg_set_quality(&cinfo, MV_THUMB_JPEG_QUALITY, TRUE);
-    jpeg_start_compress(&cinfo, TRUE);
-    while (cinfo.next_scanline < cinfo.image_height) {
-        JSAMPROW row = (JSAMPROW)(rgb + (size_t)cinfo.next_scanline * (size_t)width * 3);
-        jpeg_write_scanlines(&cinfo, &row, 1);
-    }
-    jpeg_finish_compress(&cinfo);
-    jpeg_destroy_compress(&cinfo);
-    *jpeg = out;
-    *n_jpeg = n_out;
-    return MV_OK;
-}
 
 int mv_thumb_encode(const mv_image *img, int max_side, unsigned char **jpeg, size_t *n_jpeg, mv_error *err)
 {
@@ -98,7 +45,7 @@ int mv_thumb_encode(const mv_image *img, int max_side, unsigned char **jpeg, siz
     int status = planes && rgb ? mv_preprocess(img, &t, planes, rgb, err)
                                : mv_fail(err, MV_ENOMEM, "thumbnail: out of memory for %d x %d", width, height);
     if (!status)
-        status = encode_rgb(rgb, width, height, jpeg, n_jpeg, err);
+        status = mv_jpeg_encode_rgb(rgb, width, height, MV_THUMB_JPEG_QUALITY, jpeg, n_jpeg, err);
     free(planes);
     free(rgb);
     return status;

@@ -11,29 +11,11 @@ model=$MEDVLP_FIXTURES/models/biomedclip
 portal=$MEDVLP_SOURCE_ROOT/src/http/portal
 imgs=$MEDVLP_FIXTURES/models/images
 tmp=$(mktemp -d)
-pid=
-failures=0
-checks=0
+source "$MEDVLP_SOURCE_ROOT/tests/http/medvlpd_test_util.sh"
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-check() {
-    local what=$1; shift
-    checks=$((checks + 1))
-    if ! "$@" >/dev/null; then failures=$((failures + 1)); echo "FAIL: $what" >&2; fi
-}
 echo "portal-test-key" >"$tmp/key"
-start() {
-    "$medvlpd" -m "$model" -i "$tmp/index" --api-key-file "$tmp/key" --listen 127.0.0.1:0 2>"$tmp/log" &
-    pid=$!
-    for _ in $(seq 200); do
-        grep -q ': ready' "$tmp/log" && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    port=$(grep -o 'port [0-9]*' "$tmp/log" | awk '{print $2}')
-    [ -n "$port" ] && grep -q ': ready' "$tmp/log" || { echo "medvlpd did not become ready" >&2; cat "$tmp/log" >&2; exit 1; }
-    url=http://127.0.0.1:$port
-}
+start() { require_medvlpd -m "$model" -i "$tmp/index" --api-key-file "$tmp/key"; }
 key=(-H 'Authorization: Bearer portal-test-key')
 header() { grep -i "^$1:" "$tmp/headers" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 # GET url (with the key) into $tmp/body and headers into $tmp/headers; prints the status

@@ -15,22 +15,13 @@ if [ ! -f "$here/node_modules/playwright-core/package.json" ]; then
 fi
 
 tmp=$(mktemp -d)
-pid=
+source "$MEDVLP_SOURCE_ROOT/tests/http/medvlpd_test_util.sh"
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 echo "portal-test-key" >"$tmp/key"
-"$medvlpd" -m "$MEDVLP_FIXTURES/models/biomedclip" -i "$tmp/index" --api-key-file "$tmp/key" \
-    --listen 127.0.0.1:0 --log-format text 2>"$tmp/log" &
-pid=$!
-for _ in $(seq 200); do
-    grep -q ': ready' "$tmp/log" && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-done
-port=$(grep -o 'port [0-9]*' "$tmp/log" | awk '{print $2}')
-[ -n "$port" ] && grep -q ': ready' "$tmp/log" || { echo "medvlpd did not become ready" >&2; cat "$tmp/log" >&2; exit 1; }
+require_medvlpd -m "$MEDVLP_FIXTURES/models/biomedclip" -i "$tmp/index" --api-key-file "$tmp/key" --log-format text
 
-MEDVLP_PORTAL_URL=http://127.0.0.1:$port MEDVLP_PORTAL_KEY=portal-test-key MEDVLP_CHROMIUM=$chromium \
+MEDVLP_PORTAL_URL=$url MEDVLP_PORTAL_KEY=portal-test-key MEDVLP_CHROMIUM=$chromium \
     MEDVLP_PORTAL_SCREENSHOT=$MEDVLP_BUILD_ROOT/portal.png timeout 240 node "$here/portal_test.mjs"
 status=$?
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=

@@ -135,23 +135,25 @@ function metadataLines(metadata) {
   return lines;
 }
 
-function resultHeader(rank, hit) {
+// One result: an <li> carrying its id and score (data-id, data-score) and its header line.
+function resultItem(rank, hit) {
+  const item = element("li");
+  item.dataset.id = String(hit.id);
+  item.dataset.score = String(hit.score);
   const header = element("div");
   header.append(element("span", "rank", `#${rank}`), element("span", "score", hit.score.toFixed(4)), " ",
                 element("span", "id", `id ${hit.id}`));
-  return header;
+  return { item, header };
 }
 
 function showImages(hits) {
   const list = $("image-results");
   hits.forEach((hit, i) => {
-    const item = element("li");
-    item.dataset.id = String(hit.id);
-    item.dataset.score = String(hit.score);
+    const { item, header } = resultItem(i + 1, hit);
     const lines = metadataLines(hit.metadata || {});
     const holder = element("div", "thumb", "loading…");
     const meta = element("div", "meta");
-    meta.append(resultHeader(i + 1, hit));
+    meta.append(header);
     for (const line of lines)
       meta.append(element("div", "", line));
     item.append(holder, meta);
@@ -164,10 +166,8 @@ function showImages(hits) {
 function showCaptions(hits) {
   const list = $("caption-results");
   hits.forEach((hit, i) => {
-    const item = element("li");
-    item.dataset.id = String(hit.id);
-    item.dataset.score = String(hit.score);
-    item.append(resultHeader(i + 1, hit));
+    const { item, header } = resultItem(i + 1, hit);
+    item.append(header);
     for (const line of metadataLines(hit.metadata || {}))
       item.append(element("div", "", line));
     list.append(item);
