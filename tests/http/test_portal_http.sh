@@ -4,7 +4,8 @@
 # byte-identical to src/http/portal/ with their Content-Type, caching and Content-Security-Policy and
 # need no key; a thumbnail is made when an image is added, stored in INDEX_DIR/thumbs/, served by id
 # as a JPEG of the image's size, survives kill -9, and is 404 for unknown, caption and deleted ids,
-# 405 for other methods and 401 without the key.
+# 405 for other methods and 401 without the key. An image of an index that records its source path
+# (argument 1 makes one) is thumbnailed from that path. Usage: test_portal_http.sh MAKE_SOURCE_INDEX
 set -uo pipefail
 medvlpd=$MEDVLP_BUILD_ROOT/medvlpd
 model=$MEDVLP_FIXTURES/models/biomedclip
@@ -125,5 +126,22 @@ check "/metrics counts the thumbnail route" grep -q 'route="/index/images/{id}/t
 
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 check "SIGTERM exits 0 ($rc)" [ "$rc" = 0 ]
+# ---- an index recording source paths (as `medvlp index build` makes it): thumbnailed from the path ----
+make_source_index=$1
+cp "$imgs/rgb_70x52.png" "$tmp/scan.png"
+cp "$imgs/gray_61x80.jpg" "$tmp/gone.jpg"
+mapfile -t src_ids < <("$make_source_index" "$model" "$tmp/src_index" "$tmp/scan.png" "$tmp/gone.jpg")
+check "source-path index made (${src_ids[*]})" [ "${#src_ids[@]}" = 2 ]
+rm "$tmp/gone.jpg"
+require_medvlpd -m "$model" -i "$tmp/src_index" --api-key-file "$tmp/key"
+code=$(get "$url/index/images/${src_ids[0]}/thumbnail")
+check "thumbnail made from the recorded source path is 200 ($code)" [ "$code" = 200 ]
+check "it is the source image's size (70x52: $(jpeg_size "$tmp/body"))" [ "$(jpeg_size "$tmp/body")" = 70x52 ]
+check "nothing is written for it" [ ! -e "$tmp/src_index/thumbs" ]
+code=$(get "$url/index/images/${src_ids[1]}/thumbnail")
+check "a source file that is gone is 404 ($code)" [ "$code" = 404 ]
+check "the 404 names no server path" bash -c "! grep -q '$tmp' '$tmp/body'"
+kill -TERM "$pid"; wait "$pid"; pid=
+
 echo "portal http: $checks checks, $failures failed"
 [ "$failures" = 0 ]
