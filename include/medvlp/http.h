@@ -69,6 +69,13 @@ typedef struct mv_backend {
     /* GET /index: a JSON object text (counts, types, dim), malloc'd. */
     char *(*index_stats)(void *self);
     void (*index_sizes)(void *self, long long *n_images, long long *n_captions);
+    /* ---- thumbnails of indexed images (both may be NULL: none are kept) ----
+     * Called on the index worker right after index_add of images succeeded: keeps a thumbnail of
+     * images[i] (the encoded bytes that were embedded) for ids[i], durably. */
+    int (*thumbnails_put)(void *self, const long long *ids, const mv_http_item *images, int n, mv_error *err);
+    /* The JPEG thumbnail of image id into *jpeg (malloc'd); MV_ENOTFOUND when id is not a live image
+     * or has none. Called from any HTTP thread, concurrently with everything else. */
+    int (*thumbnail)(void *self, long long id, unsigned char **jpeg, size_t *n_jpeg, mv_error *err);
 } mv_backend;
 
 typedef struct mv_http_config {

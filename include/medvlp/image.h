@@ -59,6 +59,11 @@ int mv_image_decode(const void *bytes, size_t n_bytes, const char *what, const m
                     mv_image *img, mv_error *err);
 void mv_image_free(mv_image *img);
 
+/* Encodes width x height 8-bit RGB (rows of width*3 bytes) as a baseline JPEG of quality 1..100 with
+ * libjpeg-turbo; *jpeg is malloc'd. */
+int mv_jpeg_encode_rgb(const unsigned char *rgb, int width, int height, int quality, unsigned char **jpeg,
+                       size_t *n_jpeg, mv_error *err);
+
 /* Names the container format of a buffer by its magic bytes ("jpeg", "png", "gif", "bmp", "webp",
  * "tiff", ...), or NULL if unknown. */
 const char *mv_image_sniff(const void *bytes, size_t n_bytes);

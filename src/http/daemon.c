@@ -73,7 +73,8 @@ static void usage(FILE *out, const char *program)
             fprintf(out, "  --%s %s\n", flags[i].name, flags[i].help);
     }
     fprintf(out, "  -h, --help   this text\n\n"
-                 "With --api-key-file, every route but /healthz and /readyz needs the key, /metrics included.\n"
+                 "With --api-key-file, every route but /healthz, /readyz and the portal page (/, /portal.js,\n"
+                 "/portal.css) needs the key, /metrics included.\n"
                  "SIGTERM or SIGINT: stop accepting, answer requests in flight, persist the index, exit 0.\n");
 }
 

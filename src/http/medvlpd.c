@@ -5,12 +5,14 @@
  * model's work buffers are shared), texts handed over as whole batches; a batch that fails on one
  * bad input is re-run item by item so that only the request holding it gets the error. The index
  * (thread-safe on its own) is opened, or created empty when the directory holds none, checked
- * against the model, and snapshotted at shutdown. */
+ * against the model, and snapshotted at shutdown. Added images get a thumbnail in the index
+ * directory (include/medvlp/thumbs.h). */
 #include "medvlp/file.h"
 #include "medvlp/http.h"
 #include "medvlp/index.h"
 #include "medvlp/model.h"
 #include "medvlp/tensor.h"
+#include "medvlp/thumbs.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -25,6 +27,7 @@ typedef struct model_backend {
     pthread_mutex_t lock;
     char name[256];
     mv_index *index; /* NULL without -i */
+    char *index_dir;  /* where thumbnails live, NULL without -i */
     uint64_t max_pixels;
 } model_backend;
 
@@ -199,10 +202,69 @@ static int index_add(void *self, int target, const float *vectors, const char *c
     return status;
 }
 
+/* Decodes the image file the index names for id; errors do not show the server-side path. */
+static int thumbnail_from_source(model_backend *mb, long long id, const char *source, unsigned char **jpeg,
+                                 size_t *n_jpeg, mv_error *err)
+{
+    mv_mapped_file file;
+    mv_image image;
+    mv_decode_options decode = {.max_pixels = mb->max_pixels};
+    int status = mv_file_map(source, &file, err);
+    if (status)
+        return mv_fail(err, MV_ENOTFOUND, "the source image of id %lld is gone", id);
+    status = mv_image_decode(file.data, file.size, "source image", &decode, &image, err);
+    mv_file_unmap(&file);
+    if (status)
+        return mv_fail(err, MV_ENOTFOUND, "the source image of id %lld is unreadable", id);
+    status = mv_thumb_encode(&image, MV_THUMB_MAX_SIDE, jpeg, n_jpeg, err);
+    mv_image_free(&image);
+    return status;
+}
+
 static int index_delete(void *self, int target, long long id, mv_error *err)
 {
     model_backend *mb = self;
-    return mv_index_delete(mb->index, target, id, err);
+    int status = mv_index_delete(mb->index, target, id, err);
+    /* The thumbnail endpoint already answers 404 for a deleted id (it asks the index first), so a
+     * file that cannot be removed costs only disk space and must not fail the durable delete. */
+    if (!status && target == MV_INDEX_IMAGES)
+        mv_thumbs_remove(mb->index_dir, id, NULL);
+    return status;
+}
+
+static int thumbnails_put(void *self, const long long *ids, const mv_http_item *images, int n, mv_error *err)
+{
+    model_backend *mb = self;
+    mv_decode_options decode = {.max_pixels = mb->max_pixels};
+    int status = MV_OK;
+    for (int i = 0; !status && i < n; i++) {
+        mv_image image;
+        status = mv_image_decode(images[i].data, images[i].size, "image", &decode, &image, err);
+        if (!status) {
+            status = mv_thumbs_put(mb->index_dir, ids[i], &image, err);
+            mv_image_free(&image);
+        }
+    }
+    return status;
+}
+
+/* The stored thumbnail, else (indexes built from files by the CLI) one made from the source path the
+ * index recorded for the id. */
+static int thumbnail(void *self, long long id, unsigned char **jpeg, size_t *n_jpeg, mv_error *err)
+{
+    model_backend *mb = self;
+    mv_index_record record;
+    int status = mv_index_get(mb->index, id, &record, err);
+    if (status == MV_ENOTFOUND) /* said without the index directory's path */
+        return mv_fail(err, MV_ENOTFOUND, "no image with id %lld", id);
+    if (status)
+        return status;
+    if (record.target != MV_INDEX_IMAGES)
+        status = mv_fail(err, MV_ENOTFOUND, "id %lld is a caption, not an image", id);
+    else if ((status = mv_thumbs_get(mb->index_dir, id, jpeg, n_jpeg, err)) == MV_ENOTFOUND && record.source)
+        status = thumbnail_from_source(mb, id, record.source, jpeg, n_jpeg, err);
+    mv_index_record_free(&record);
+    return status;
 }
 
 static char *index_stats(void *self)
@@ -302,6 +364,10 @@ static int open_backend(const mv_daemon_options *options, mv_backend **out, mv_e
                             .has_image = mb->info.image_size > 0, .embed_images = embed_images};
     mb->max_pixels = options->max_pixels;
     if (options->index_dir) {
+        if (!(mb->index_dir = strdup(options->index_dir))) {
+            close_backend(&mb->base);
+            return mv_fail(err, MV_ENOMEM, "out of memory");
+        }
         status = open_index(mb, options->index_dir, err);
         if (status) {
             mv_error_prefix(err, "-i %s", options->index_dir);
@@ -314,6 +380,8 @@ static int open_backend(const mv_daemon_options *options, mv_backend **out, mv_e
         mb->base.index_delete = index_delete;
         mb->base.index_stats = index_stats;
         mb->base.index_sizes = index_sizes;
+        mb->base.thumbnails_put = thumbnails_put;
+        mb->base.thumbnail = thumbnail;
     }
     *out = &mb->base;
     return MV_OK;
@@ -326,6 +394,7 @@ static void close_backend(mv_backend *backend)
         mv_index_close(mb->index);
     mv_model_free(mb->model);
     pthread_mutex_destroy(&mb->lock);
+    free(mb->index_dir);
     free(mb);
 }
 

@@ -7,6 +7,7 @@
  *
  * Every error leaves through fail(): status + {"error":{"status","code","message"}}. */
 #include "http/internal.h"
+#include "http/portal_assets.h"
 #include "medvlp/tensor.h"
 
 #include <arpa/inet.h>
@@ -46,7 +47,7 @@ typedef enum MHD_Result (*handler_fn)(struct request *r);
 
 struct route {
     const char *method;
-    const char *path;   /* exact, or a prefix followed by a numeric id when has_id */
+    const char *path;   /* exact, or when has_id a prefix followed by a numeric id, or "…{id}…" */
     int has_id;
     int public;         /* exempt from the API key */
     handler_fn handle;
@@ -98,14 +99,13 @@ static const char *const target_names[] = {"images", "captions"};
 
 /* ---- responses ---- */
 
-static enum MHD_Result send_body(struct request *r, int status, char *body, size_t n_body, const char *content_type,
-                                 const char *const *headers)
+/* Queues resp (NULL: out of memory) with the headers every answer has, plus headers (name, value
+ * pairs, NULL-terminated). */
+static enum MHD_Result queue_response(struct request *r, int status, struct MHD_Response *resp,
+                                      const char *content_type, const char *const *headers)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n_body, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(body);
+    if (!resp)
         return r->result = MHD_NO;
-    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     for (int i = 0; headers && headers[i]; i += 2)
@@ -114,6 +114,15 @@ static enum MHD_Result send_body(struct request *r, int status, char *body, size
     r->result = MHD_queue_response(r->conn, (unsigned int)status, resp);
     MHD_destroy_response(resp);
     return r->result;
+}
+
+static enum MHD_Result send_body(struct request *r, int status, char *body, size_t n_body, const char *content_type,
+                                 const char *const *headers)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n_body, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(body);
+    return queue_response(r, status, resp, content_type, headers);
 }
 
 /* Sends root (stolen) as the JSON body. */
@@ -782,6 +791,10 @@ static int op_add(mv_job *job)
     int status = be->index_add(be->self, r->target, r->out, (const char *const *)r->metadata_json, captions,
                                r->n_items, r->ids, &job->err);
     free(captions);
+    if (!status && r->target == MV_TARGET_IMAGES && be->thumbnails_put &&
+        (status = be->thumbnails_put(be->self, r->ids, r->items, r->n_items, &job->err)))
+        mv_error_prefix(&job->err, "the images were added as ids %lld..%lld, but not their thumbnails", r->ids[0],
+                        r->ids[r->n_items - 1]);
     return status;
 }
 
@@ -954,6 +967,50 @@ static enum MHD_Result handle_models(struct request *r)
     return send_json(r, 200, json_pack("{s:s,s:[o]}", "object", "list", "data", model), NULL);
 }
 
+/* ---- the search portal and thumbnails ---- */
+
+/* The portal's files are compiled in (src/http/portal/, see scripts/embed_assets.py). The page
+ * talks only to this origin: the policy forbids any other script, style, image or connection. */
+static enum MHD_Result handle_portal(struct request *r)
+{
+    static const char *const headers[] = {
+        "Cache-Control", "no-cache",
+        "Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "
+            "img-src 'self' blob: data:; connect-src 'self'; form-action 'none'; base-uri 'none'; "
+            "frame-ancestors 'none'",
+        "X-Content-Type-Options", "nosniff",
+        "Referrer-Policy", "no-referrer",
+        NULL};
+    const mv_asset *asset = NULL;
+    for (size_t i = 0; i < mv_portal_n_assets && !asset; i++)
+        if (!strcmp(mv_portal_assets[i].path, r->route->path))
+            asset = &mv_portal_assets[i];
+    if (!asset)
+        return fail(r, 404, "not_found", "the portal has no file %s", r->route->path);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(asset->size, (void *)asset->data,
+                                                                MHD_RESPMEM_PERSISTENT);
+    return queue_response(r, 200, resp, asset->content_type, headers);
+}
+
+/* GET /index/images/{id}/thumbnail: the image is found by id in the index, never by a path. */
+static enum MHD_Result handle_thumbnail(struct request *r)
+{
+    static const char *const headers[] = {"Cache-Control", "private, max-age=3600", "X-Content-Type-Options",
+                                          "nosniff", NULL};
+    if (!require_index(r, -1))
+        return r->result;
+    const mv_backend *be = r->server->backend;
+    if (!be->thumbnail)
+        return fail(r, 404, "not_found", "this index serves no thumbnails");
+    unsigned char *jpeg;
+    size_t n_jpeg;
+    mv_error err = {0};
+    int status = be->thumbnail(be->self, r->resource_id, &jpeg, &n_jpeg, &err);
+    if (status)
+        return fail_status(r, status, &err);
+    return send_body(r, 200, (char *)jpeg, n_jpeg, "image/jpeg", headers);
+}
+
 /* ---- routing ---- */
 
 /* The metrics slot of a route is its position here (registered in this order at start). */
@@ -971,18 +1028,25 @@ static const struct route routes[] = {
     {"POST", "/index/captions", 0, 0, handle_add_captions, "/index/captions"},
     {"DELETE", "/index/images/", 1, 0, handle_delete_image, "/index/images/{id}"},
     {"DELETE", "/index/captions/", 1, 0, handle_delete_caption, "/index/captions/{id}"},
+    {"GET", "/", 0, 1, handle_portal, "/"},
+    {"GET", "/portal.js", 0, 1, handle_portal, "/portal.js"},
+    {"GET", "/portal.css", 0, 1, handle_portal, "/portal.css"},
+    {"GET", "/index/images/{id}/thumbnail", 1, 0, handle_thumbnail, "/index/images/{id}/thumbnail"},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
 static int path_matches(const struct route *rt, const char *url, long long *id)
 {
-    size_t n = strlen(rt->path);
     if (!rt->has_id)
         return !strcmp(url, rt->path);
+    const char *placeholder = strstr(rt->path, "{id}");
+    const char *suffix = placeholder ? placeholder + 4 : "";
+    size_t n = placeholder ? (size_t)(placeholder - rt->path) : strlen(rt->path);
     if (strncmp(url, rt->path, n))
         return 0;
     const char *digits = url + n;
-    if (!*digits || strlen(digits) > 18 || strspn(digits, "0123456789") != strlen(digits))
+    size_t n_digits = strspn(digits, "0123456789");
+    if (!n_digits || n_digits > 18 || strcmp(digits + n_digits, suffix))
         return 0;
     *id = strtoll(digits, NULL, 10);
     return 1;

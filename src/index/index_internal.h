@@ -67,6 +67,8 @@ int mv_record_pread(int fd, uint64_t offset, mv_bytes *buffer, mv_record *record
 
 int mv_write_all_at(int fd, const void *data, size_t size, uint64_t offset, const char *what, mv_error *err);
 int mv_fsync_path(const char *path, int directory, mv_error *err);
+/* Replaces dir/name with data atomically and durably: dir/name.tmp, fsync, rename, fsync of dir. */
+int mv_write_file_atomic(const char *dir, const char *name, const void *data, size_t size, mv_error *err);
 /* Size and CRC-32 of a whole file. */
 int mv_file_crc(const char *path, uint64_t *size, uint32_t *crc, mv_error *err);
 

@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -307,4 +309,27 @@ int mv_file_crc(const char *path, uint64_t *size, uint32_t *crc, mv_error *err)
     *crc = file.size ? crc_of(file.data, file.size) : crc_of((const unsigned char *)"", 0);
     mv_file_unmap(&file);
     return MV_OK;
+}
+
+int mv_write_file_atomic(const char *dir, const char *name, const void *data, size_t size, mv_error *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    int status = mv_path_join(path, sizeof path, dir, name, err);
+    if (status || (status = mv_path_join(tmp, sizeof tmp - 4, dir, name, err)))
+        return status;
+    strcat(tmp, ".tmp");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return mv_fail(err, MV_EIO, "%s: %s", tmp, strerror(errno));
+    status = mv_write_all_at(fd, data, size, 0, tmp, err);
+    if (!status && fsync(fd) != 0)
+        status = mv_fail(err, MV_EIO, "%s: fsync: %s", tmp, strerror(errno));
+    close(fd);
+    if (!status && rename(tmp, path) != 0)
+        status = mv_fail(err, MV_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
+    if (status)
+        unlink(tmp);
+    else
+        status = mv_fsync_path(dir, 1, err);
+    return status;
 }

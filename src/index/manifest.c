@@ -112,9 +112,9 @@ done:
 
 int mv_manifest_write(const char *dir, const mv_manifest *manifest, mv_error *err)
 {
-    char path[PATH_MAX], tmp[PATH_MAX];
+    char path[PATH_MAX];
     int status = mv_path_join(path, sizeof path, dir, MANIFEST_NAME, err);
-    if (status || (status = mv_path_join(tmp, sizeof tmp, dir, MANIFEST_NAME ".tmp", err)))
+    if (status)
         return status;
     json_t *targets = json_object();
     for (int t = 0; t < MV_INDEX_N_TARGETS; t++)
@@ -138,19 +138,7 @@ int mv_manifest_write(const char *dir, const mv_manifest *manifest, mv_error *er
     json_decref(root);
     if (!text)
         return mv_fail(err, MV_ENOMEM, "%s: out of memory", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        free(text);
-        return mv_fail(err, MV_EIO, "%s: %s", tmp, strerror(errno));
-    }
-    status = mv_write_all_at(fd, text, strlen(text), 0, tmp, err);
+    status = mv_write_file_atomic(dir, MANIFEST_NAME, text, strlen(text), err);
     free(text);
-    if (!status && fsync(fd) != 0)
-        status = mv_fail(err, MV_EIO, "%s: fsync: %s", tmp, strerror(errno));
-    close(fd);
-    if (!status && rename(tmp, path) != 0)
-        status = mv_fail(err, MV_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
-    if (!status)
-        status = mv_fsync_path(dir, 1, err);
     return status;
 }

@@ -1,9 +1,10 @@
-/* jpeg.c — owns JPEG decoding with libjpeg-turbo, configured as PIL configures it (default DCT and
+/* jpeg.c — owns JPEG coding with libjpeg-turbo: decoding configured as PIL configures it (default DCT and
  * upsampling, CMYK/YCCK delivered as Adobe-inverted CMYK and un-inverted) so pixels match PIL's.
  *
  * libjpeg reports fatal errors through error_exit, which must not return: we longjmp back to
  * mv_jpeg_decode, which destroys the decompressor and frees the pixels. A premature end of data is
- * only a warning to libjpeg (it pads with gray); PIL refuses truncated files, and so do we. */
+ * only a warning to libjpeg (it pads with gray); PIL refuses truncated files, and so do we.
+ * Encoding (8-bit RGB, for thumbnails) uses the same longjmp error path. */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,5 +100,45 @@ int mv_jpeg_decode(const unsigned char *bytes, size_t n_bytes, const char *what,
             img->pixels[i] = (unsigned char)(255 - img->pixels[i]);
     }
     img->source_bit_depth = 8;
+    return MV_OK;
+}
+
+int mv_jpeg_encode_rgb(const unsigned char *rgb, int width, int height, int quality, unsigned char **jpeg,
+                       size_t *n_jpeg, mv_error *err)
+{
+    struct jpeg_compress_struct cinfo;
+    struct jpeg_failure failure;
+    /* libjpeg grows the buffer and records where it now lives through &out (address-taken, so it
+     * stays in memory and is valid after a longjmp). */
+    unsigned char *out = NULL;
+    unsigned long n_out = 0;
+    *jpeg = NULL;
+    *n_jpeg = 0;
+    if (width < 1 || height < 1 || quality < 1 || quality > 100)
+        return mv_fail(err, MV_EINPUT, "JPEG encoder: %d x %d at quality %d", width, height, quality);
+    cinfo.err = jpeg_std_error(&failure.mgr);
+    failure.mgr.error_exit = on_error_exit;
+    if (setjmp(failure.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        free(out);
+        return mv_fail(err, MV_EINTERNAL, "JPEG encoder: %s", failure.message);
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, &out, &n_out);
+    cinfo.image_width = (JDIMENSION)width;
+    cinfo.image_height = (JDIMENSION)height;
+    cinfo.input_components = 3;
+    cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)cinfo.next_scanline * (size_t)width * 3);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    *jpeg = out;
+    *n_jpeg = n_out;
     return MV_OK;
 }

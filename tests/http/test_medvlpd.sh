@@ -8,18 +8,9 @@ medvlpd=$MEDVLP_BUILD_ROOT/medvlpd
 medvlp=$MEDVLP_BUILD_ROOT/medvlp
 model=$MEDVLP_FIXTURES/models/biomedclip-safetensors
 tmp=$(mktemp -d)
-pid=
-failures=0
-checks=0
+source "$MEDVLP_SOURCE_ROOT/tests/http/medvlpd_test_util.sh"
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-# jq 1.6 exits 0 for `jq -e FILTER FILE` when FILE is empty: an empty answer must fail its check.
-jq() { if [ "${1:-}" = -e ] && [ -f "${!#}" ] && [ ! -s "${!#}" ]; then return 1; fi; command jq "$@"; }
-check() {
-    local what=$1; shift
-    checks=$((checks + 1))
-    if ! "$@" >/dev/null; then failures=$((failures + 1)); echo "FAIL: $what" >&2; fi
-}
 # max |a - b| over two JSON arrays of arrays is below 1e-6
 same_rows() {
     jq -n -e --slurpfile a "$1" --slurpfile b "$2" '
@@ -34,16 +25,7 @@ check "bad model: message names the model" grep -q 'missing-tensor' "$tmp/err"
 "$medvlpd" -m "$tmp/nowhere" --listen 127.0.0.1:0 2>"$tmp/err"
 check "missing model dir: exit 2" [ $? = 2 ]
 
-"$medvlpd" -m "$model" --listen 127.0.0.1:0 --max-wait-us 300000 --max-batch 64 --max-pixels 4000 2>"$tmp/log" &
-pid=$!
-for _ in $(seq 200); do
-    grep -q ': ready' "$tmp/log" && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-done
-port=$(grep -o 'port [0-9]*' "$tmp/log" | awk '{print $2}')
-[ -n "$port" ] && grep -q ': ready' "$tmp/log" || { echo "medvlpd did not become ready" >&2; cat "$tmp/log" >&2; exit 1; }
-url=http://127.0.0.1:$port
+require_medvlpd -m "$model" --max-wait-us 300000 --max-batch 64 --max-pixels 4000
 json=(-H 'Content-Type: application/json')
 
 head -n 24 "$MEDVLP_FIXTURES/text/cli_corpus.txt" >"$tmp/lines"
@@ -144,19 +126,7 @@ check "SIGTERM exits 0" [ $? = 0 ]
 pid=
 
 # ---- index: captions added over HTTP, searched, deleted, and still there after a restart ----
-start_daemon() {
-    "$medvlpd" -m "$model" --listen 127.0.0.1:0 "$@" 2>"$tmp/log" &
-    pid=$!
-    for _ in $(seq 200); do
-        grep -q ': ready' "$tmp/log" && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    port=$(grep -o 'port [0-9]*' "$tmp/log" | awk '{print $2}')
-    url=http://127.0.0.1:$port
-    grep -q ': ready' "$tmp/log"
-}
-check "starts with a new index dir" start_daemon -i "$tmp/idx"
+check "starts with a new index dir" start_medvlpd -m "$model" -i "$tmp/idx"
 check "says it created the index" grep -q 'created an empty one' "$tmp/log"
 jq -c '{items: [to_entries[] | {text: .value, metadata: {line: .key}}]}' "$tmp/texts.json" >"$tmp/add.json"
 code=$(curl -s -m 20 -o "$tmp/added.json" -w '%{http_code}' "${json[@]}" --data-binary @"$tmp/add.json" "$url/index/captions")
@@ -192,7 +162,7 @@ check "DELETE a caption" [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X DEL
 check "DELETE it again is 404" [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X DELETE "$url/index/captions/$del_id")" = 404 ]
 check "GET /index counts" bash -c "curl -s -m 5 '$url/index' | jq -e '.captions.count == 23 and .images.count == 0'"
 kill -TERM "$pid"; wait "$pid"; check "index daemon SIGTERM exits 0" [ $? = 0 ]; pid=
-check "restarts on the same index" start_daemon -i "$tmp/idx"
+check "restarts on the same index" start_medvlpd -m "$model" -i "$tmp/idx"
 check "additions and the delete survived the restart" bash -c "curl -s -m 5 '$url/index' | jq -e '.captions.count == 23'"
 curl -s -m 20 "${json[@]}" --data-binary @"$tmp/query.json" "$url/search" >"$tmp/filtered2.json"
 check "same results after restart" [ "$(jq -c .results "$tmp/filtered2.json")" = "$(jq -c .results "$tmp/filtered.json")" ]
