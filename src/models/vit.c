@@ -279,7 +279,7 @@ static void block_forward(const mv_vit *m, const mv_vit_layer *l, mv_vit_state *
     if (c->variant == MV_VIT_CLIP)
         mv_quick_gelu(st->mlp, (size_t)rows * c->mlp_dim);
     else
-        mv_gelu_erf(st->mlp, (size_t)rows * c->mlp_dim);
+        mv_gelu_erf_fast(st->mlp, (size_t)rows * c->mlp_dim);
     mv_linear_accumulate(st->mlp, rows, c->mlp_dim, l->fc2_w, l->fc2_b, d, st->x);
 }
 
