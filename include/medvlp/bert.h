@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 #include "medvlp/error.h"
+#include "medvlp/tensor.h"
 #include "medvlp/weights.h"
 
 typedef struct mv_bert_config {
@@ -29,6 +30,8 @@ typedef struct mv_bert_layer {
     const float *query_w, *query_b, *key_w, *key_b, *value_w, *value_b;
     const float *attn_out_w, *attn_out_b, *attn_norm_w, *attn_norm_b;
     const float *ffn_in_w, *ffn_in_b, *ffn_out_w, *ffn_out_b, *ffn_norm_w, *ffn_norm_b;
+    /* query_w, key_w, value_w, attn_out_w, ffn_in_w, ffn_out_w packed at load for the GEMMs */
+    mv_packed_weight query, key, value, attn_out, ffn_in, ffn_out;
 } mv_bert_layer;
 
 typedef struct mv_bert {

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include "medvlp/error.h"
+#include "medvlp/tensor.h"
 #include "medvlp/weights.h"
 
 typedef struct mv_conv2d {
@@ -18,6 +19,7 @@ typedef struct mv_conv2d {
     int kernel, stride, pad;
     const float *weight;   /* [out_channels, kernel*kernel*in_channels], columns (kh, kw, channel) */
     const float *bias;     /* [out_channels] or NULL */
+    mv_packed_weight packed; /* weight packed (mv_packed_weight_init) by whoever builds the conv */
 } mv_conv2d;
 
 /* Folds an eval-mode BatchNorm into the convolution before it (ResNet stages, BioViL's projector):

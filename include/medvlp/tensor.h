@@ -62,4 +62,24 @@ void mv_linear_accumulate(const float *x, int n_rows, int in_features, const flo
  * within 1e-6·max(1, |x|) of the exact one at a fraction of erff's cost. The encoders' choice. */
 void mv_gelu_erf_fast(float *x, size_t n);
 
+/* --- Added by the speed branch ------------------------------------------------------------------ */
+
+/* A Linear weight [n, k] re-laid out once for the packed kernel (src/tensor/packed_gemm.c), so the
+ * per-call packing OpenBLAS does behind cblas_sgemm is gone. weight stays borrowed (the fallback on
+ * CPUs without AVX-512, where packed is NULL). */
+typedef struct mv_packed_weight {
+    const float *weight;
+    float *packed;
+    int n, k;
+} mv_packed_weight;
+
+/* Returns 0, or -1 when out of memory. */
+int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features);
+void mv_packed_weight_free(mv_packed_weight *pw);
+
+/* mv_linear (accumulate 0) or mv_linear_accumulate (1) with a packed weight; same results up to
+ * float summation order. */
+void mv_packed_linear(const float *x, int n_rows, const mv_packed_weight *pw, const float *bias, int accumulate,
+                      float *y);
+
 #endif

@@ -10,6 +10,7 @@
 #define MEDVLP_VIT_H
 
 #include "medvlp/error.h"
+#include "medvlp/tensor.h"
 #include "medvlp/weights.h"
 
 typedef enum mv_vit_variant {
@@ -37,6 +38,7 @@ typedef struct mv_vit_layer {
     const float *proj_w, *proj_b;
     const float *ln2_w, *ln2_b;
     const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    mv_packed_weight qkv, proj, fc1, fc2;  /* the four weights above, packed at load for the GEMMs */
 } mv_vit_layer;
 
 typedef struct mv_vit {

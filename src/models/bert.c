@@ -63,6 +63,15 @@ int mv_bert_load(mv_bert *bert, const mv_bert_config *config, mv_weights *w, con
         TAKE(ffn_out_b, MV_SHAPE(H), "output.dense.bias")
         TAKE(ffn_norm_w, MV_SHAPE(H), "output.LayerNorm.weight")
         TAKE(ffn_norm_b, MV_SHAPE(H), "output.LayerNorm.bias")
+        if (mv_packed_weight_init(&l->query, l->query_w, H, H) ||
+            mv_packed_weight_init(&l->key, l->key_w, H, H) ||
+            mv_packed_weight_init(&l->value, l->value_w, H, H) ||
+            mv_packed_weight_init(&l->attn_out, l->attn_out_w, H, H) ||
+            mv_packed_weight_init(&l->ffn_in, l->ffn_in_w, I, H) ||
+            mv_packed_weight_init(&l->ffn_out, l->ffn_out_w, H, I)) {
+            rc = mv_fail(err, MV_ENOMEM, "out of memory packing BERT layer %d", i);
+            goto fail;
+        }
 #undef TAKE
     }
     if (with_pooler &&
@@ -77,6 +86,12 @@ fail:
 
 void mv_bert_free(mv_bert *bert)
 {
+    for (int i = 0; bert->layers && i < bert->config.n_layers; i++) {
+        mv_bert_layer *l = &bert->layers[i];
+        mv_packed_weight *packed[] = {&l->query, &l->key, &l->value, &l->attn_out, &l->ffn_in, &l->ffn_out};
+        for (size_t j = 0; j < sizeof packed / sizeof *packed; j++)
+            mv_packed_weight_free(packed[j]);
+    }
     free(bert->layers);
     bert->layers = NULL;
 }
@@ -195,21 +210,21 @@ int mv_bert_forward(const mv_bert *bert, mv_bert_state *s, const mv_bert_batch *
         const mv_bert_layer *l = &bert->layers[i];
 
         /* Self-attention block. */
-        mv_linear(h, n_tokens, H, l->query_w, l->query_b, H, s->query);
-        mv_linear(h, n_tokens, H, l->key_w, l->key_b, H, s->key);
-        mv_linear(h, n_tokens, H, l->value_w, l->value_b, H, s->value);
+        mv_packed_linear(h, n_tokens, &l->query, l->query_b, 0, s->query);
+        mv_packed_linear(h, n_tokens, &l->key, l->key_b, 0, s->key);
+        mv_packed_linear(h, n_tokens, &l->value, l->value_b, 0, s->value);
         for (int t = 0, row = 0; t < batch->n_texts; row += batch->lengths[t], t++) {
             size_t at = (size_t)row * H;
             self_attention(c, s->query + at, s->key + at, s->value + at, batch->lengths[t], s->scores,
                            s->context + at);
         }
-        mv_linear(s->context, n_tokens, H, l->attn_out_w, l->attn_out_b, H, s->scratch);
+        mv_packed_linear(s->context, n_tokens, &l->attn_out, l->attn_out_b, 0, s->scratch);
         add_and_norm(h, s->scratch, n_tokens, H, l->attn_norm_w, l->attn_norm_b, c->layer_norm_eps);
 
         /* Feed-forward block. */
-        mv_linear(h, n_tokens, H, l->ffn_in_w, l->ffn_in_b, I, s->ffn);
+        mv_packed_linear(h, n_tokens, &l->ffn_in, l->ffn_in_b, 0, s->ffn);
         mv_gelu_erf_fast(s->ffn, (size_t)n_tokens * I);
-        mv_linear(s->ffn, n_tokens, I, l->ffn_out_w, l->ffn_out_b, H, s->scratch);
+        mv_packed_linear(s->ffn, n_tokens, &l->ffn_out, l->ffn_out_b, 0, s->scratch);
         add_and_norm(h, s->scratch, n_tokens, H, l->ffn_norm_w, l->ffn_norm_b, c->layer_norm_eps);
 
         save_hidden(hidden_states, i + 1, h, n_values);

@@ -89,21 +89,18 @@ void mv_im2col_hwc(const float *x, int height, int width, int channels, int kern
 void mv_conv2d_forward(const mv_conv2d *conv, const float *x, int n_images, int in_h, int in_w,
                        float *cols, float *y, int accumulate)
 {
-    void (*gemm)(const float *, int, int, const float *, const float *, int, float *) =
-        accumulate ? mv_linear_accumulate : mv_linear;
     if (is_pointwise(conv)) {
-        gemm(x, n_images * in_h * in_w, conv->in_channels, conv->weight, conv->bias, conv->out_channels, y);
+        mv_packed_linear(x, n_images * in_h * in_w, &conv->packed, conv->bias, accumulate, y);
         return;
     }
     int out_h = mv_conv_out_size(in_h, conv->kernel, conv->stride, conv->pad);
     int out_w = mv_conv_out_size(in_w, conv->kernel, conv->stride, conv->pad);
-    int row_len = conv->kernel * conv->kernel * conv->in_channels;
     size_t in_image = (size_t)in_h * in_w * conv->in_channels;
     size_t out_image = (size_t)out_h * out_w * conv->out_channels;
     for (int i = 0; i < n_images; i++) {
         mv_im2col_hwc(x + i * in_image, in_h, in_w, conv->in_channels, conv->kernel, conv->stride, conv->pad,
                       cols);
-        gemm(cols, out_h * out_w, row_len, conv->weight, conv->bias, conv->out_channels, y + i * out_image);
+        mv_packed_linear(cols, out_h * out_w, &conv->packed, conv->bias, accumulate, y + i * out_image);
     }
 }
 

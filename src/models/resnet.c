@@ -88,7 +88,9 @@ static int fold_conv(loader *ld, mv_conv2d *conv, int in, int out, int kernel, i
     ld->cursor = bias + out;
     int rc = mv_conv2d_fold_bn(ld->weights, ld->prefix, conv_name, bn_name, in, out, kernel, ld->eps, weight,
                                bias, err);
-    *conv = (mv_conv2d){in, out, kernel, stride, (kernel - 1) / 2, weight, bias};
+    *conv = (mv_conv2d){in, out, kernel, stride, (kernel - 1) / 2, weight, bias, {0}};
+    if (!rc && mv_packed_weight_init(&conv->packed, weight, out, kernel * kernel * in))
+        rc = mv_fail(err, MV_ENOMEM, "resnet: out of memory packing %s", conv_name);
     return rc;
 }
 
@@ -157,6 +159,14 @@ void mv_resnet_free(mv_resnet *model)
 {
     if (!model)
         return;
+    mv_packed_weight_free(&model->stem.packed);
+    for (int i = 0; model->blocks && i < model->n_blocks; i++) {
+        mv_bottleneck *blk = &model->blocks[i];
+        mv_packed_weight_free(&blk->conv1.packed);
+        mv_packed_weight_free(&blk->conv2.packed);
+        mv_packed_weight_free(&blk->conv3.packed);
+        mv_packed_weight_free(&blk->downsample.packed);
+    }
     free(model->blocks);
     free(model->folded);
     free(model);

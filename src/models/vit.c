@@ -129,6 +129,11 @@ static int load_layer(loader *ld, mv_vit *m, int index, mv_error *err)
         rc = take_linear(ld, names->fc1, c->mlp_dim, c->width, &l->fc1_w, &l->fc1_b, err);
     if (!rc)
         rc = take_linear(ld, names->fc2, c->width, c->mlp_dim, &l->fc2_w, &l->fc2_b, err);
+    if (!rc && (mv_packed_weight_init(&l->qkv, l->qkv_w, 3 * c->width, c->width) ||
+                mv_packed_weight_init(&l->proj, l->proj_w, c->width, c->width) ||
+                mv_packed_weight_init(&l->fc1, l->fc1_w, c->mlp_dim, c->width) ||
+                mv_packed_weight_init(&l->fc2, l->fc2_w, c->width, c->mlp_dim)))
+        rc = mv_fail(err, MV_ENOMEM, "vit: out of memory packing block %d", index);
     return rc;
 }
 
@@ -180,6 +185,12 @@ void mv_vit_free(mv_vit *model)
 {
     if (!model)
         return;
+    for (int i = 0; model->layers && i < model->config.depth; i++) {
+        mv_packed_weight_free(&model->layers[i].qkv);
+        mv_packed_weight_free(&model->layers[i].proj);
+        mv_packed_weight_free(&model->layers[i].fc1);
+        mv_packed_weight_free(&model->layers[i].fc2);
+    }
     free(model->layers);
     free(model->owned);
     free(model);
@@ -269,18 +280,18 @@ static void block_forward(const mv_vit *m, const mv_vit_layer *l, mv_vit_state *
     size_t image_rows = (size_t)m->n_tokens;
 
     mv_layernorm(st->x, st->xn, rows, d, l->ln1_w, l->ln1_b, c->eps);
-    mv_linear(st->xn, rows, d, l->qkv_w, l->qkv_b, 3 * d, st->qkv);
+    mv_packed_linear(st->xn, rows, &l->qkv, l->qkv_b, 0, st->qkv);
     for (int i = 0; i < n_images; i++)
         attention(m, st->qkv + i * image_rows * 3 * d, st->scores, st->attn + i * image_rows * d);
-    mv_linear_accumulate(st->attn, rows, d, l->proj_w, l->proj_b, d, st->x);
+    mv_packed_linear(st->attn, rows, &l->proj, l->proj_b, 1, st->x);
 
     mv_layernorm(st->x, st->xn, rows, d, l->ln2_w, l->ln2_b, c->eps);
-    mv_linear(st->xn, rows, d, l->fc1_w, l->fc1_b, c->mlp_dim, st->mlp);
+    mv_packed_linear(st->xn, rows, &l->fc1, l->fc1_b, 0, st->mlp);
     if (c->variant == MV_VIT_CLIP)
         mv_quick_gelu(st->mlp, (size_t)rows * c->mlp_dim);
     else
-        mv_gelu_erf(st->mlp, (size_t)rows * c->mlp_dim);
-    mv_linear_accumulate(st->mlp, rows, c->mlp_dim, l->fc2_w, l->fc2_b, d, st->x);
+        mv_gelu_erf_fast(st->mlp, (size_t)rows * c->mlp_dim);
+    mv_packed_linear(st->mlp, rows, &l->fc2, l->fc2_b, 1, st->x);
 }
 
 int mv_vit_forward(const mv_vit *m, mv_vit_state *st, const float *images, int n_images, mv_error *err)

@@ -1,5 +1,5 @@
 /* ops.c — element-wise kernels and the sgemm entry points (see include/medvlp/tensor.h).
- * BLAS owns its threads; these loops are memory-bound and left to the compiler's vectoriser. */
+ * BLAS owns its threads; the element-wise loops are written for the compiler's vectoriser. */
 #include "medvlp/tensor.h"
 
 #include <cblas.h>
@@ -7,6 +7,44 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The element-wise loops run on one thread between GEMMs, so their time adds straight to a forward
+ * pass. The release build targets x86-64-v2 (SSE4.2) to stay portable; marked loops are compiled a
+ * second time for x86-64-v3 (AVX2 + FMA) and the CPU picks one at load time (GCC ifunc). Their
+ * reductions keep LANES partial sums so the compiler may vectorise them without -ffast-math. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef VECTOR_CLONES
+#define VECTOR_CLONES
+#endif
+enum { LANES = 8 };
+
+/* e^x for x <= 0 with the sign bit set (-0.0, not +0.0; all GELU and softmax need): x = k·ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
+ * (relative error < 2e-8 there), 2^k assembled in the exponent bits. Inputs below -87 act as -87
+ * (e^-87 is under 1e-37, far below GELU's precision). */
+static inline float exp_nonpositive(float x)
+{
+    /* The clamp compares bit patterns: for negative floats a larger magnitude is a larger int32, and
+     * an integer min vectorises where a float comparison (which may trap) does not. */
+    int32_t bits, floor_bits;
+    const float floor_value = -87.0f;
+    memcpy(&bits, &x, sizeof bits);
+    memcpy(&floor_bits, &floor_value, sizeof floor_bits);
+    bits = bits < floor_bits ? bits : floor_bits;
+    memcpy(&x, &bits, sizeof x);
+    /* Round to nearest by adding and removing 1.5·2^23, which vectorises where roundf does not. */
+    float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+    float r = x - k * 0.693145752f - k * 1.42860677e-06f; /* ln2 split in two for an exact k·ln2_hi */
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+              r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t scale_bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return p * scale;
+}
 
 void mv_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc)
@@ -26,6 +64,7 @@ void mv_linear(const float *x, int n_rows, int in_features, const float *weight,
                 in_features, weight, in_features, bias ? 1.0f : 0.0f, y, out_features);
 }
 
+VECTOR_CLONES
 void mv_layernorm(const float *x, float *y, int n_rows, int dim, const float *gamma, const float *beta,
                   float eps)
 {
@@ -34,19 +73,32 @@ void mv_layernorm(const float *x, float *y, int n_rows, int dim, const float *ga
         float *yr = y + (size_t)r * dim;
         /* Two passes in double for the statistics: LayerNorm eps can be 1e-12, so the variance of
          * near-constant rows must not be swamped by float rounding. */
-        double mean = 0.0;
-        for (int i = 0; i < dim; i++)
+        double sum[LANES] = {0}, mean = 0.0, var = 0.0;
+        int i = 0;
+        for (; i + LANES <= dim; i += LANES)
+            for (int j = 0; j < LANES; j++)
+                sum[j] += xr[i + j];
+        for (; i < dim; i++)
             mean += xr[i];
+        for (int j = 0; j < LANES; j++)
+            mean += sum[j];
         mean /= dim;
-        double var = 0.0;
-        for (int i = 0; i < dim; i++) {
+        double squares[LANES] = {0};
+        for (i = 0; i + LANES <= dim; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                double d = xr[i + j] - mean;
+                squares[j] += d * d;
+            }
+        for (; i < dim; i++) {
             double d = xr[i] - mean;
             var += d * d;
         }
+        for (int j = 0; j < LANES; j++)
+            var += squares[j];
         var /= dim;
         float inv = (float)(1.0 / sqrt(var + eps));
         float m = (float)mean;
-        for (int i = 0; i < dim; i++)
+        for (i = 0; i < dim; i++)
             yr[i] = (xr[i] - m) * inv * gamma[i] + beta[i];
     }
 }
@@ -63,6 +115,7 @@ void mv_quick_gelu(float *x, size_t n)
         x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
 }
 
+VECTOR_CLONES
 void mv_relu(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -75,6 +128,7 @@ void mv_tanh(float *x, size_t n)
         x[i] = tanhf(x[i]);
 }
 
+VECTOR_CLONES
 void mv_add(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -87,26 +141,44 @@ void mv_add_bias(float *y, int n_rows, int dim, const float *bias)
         mv_add(y + (size_t)r * dim, bias, (size_t)dim);
 }
 
+VECTOR_CLONES
 void mv_scale(float *y, float s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] *= s;
 }
 
+VECTOR_CLONES
 void mv_softmax_rows(float *x, int n_rows, int dim)
 {
     for (int r = 0; r < n_rows; r++) {
         float *xr = x + (size_t)r * dim;
-        float max = -INFINITY;
-        for (int i = 0; i < dim; i++)
+        float max_lanes[LANES], sum_lanes[LANES] = {0};
+        for (int j = 0; j < LANES; j++)
+            max_lanes[j] = -INFINITY;
+        int i = 0;
+        for (; i + LANES <= dim; i += LANES)
+            for (int j = 0; j < LANES; j++)
+                max_lanes[j] = xr[i + j] > max_lanes[j] ? xr[i + j] : max_lanes[j];
+        float max = -INFINITY, sum = 0.0f;
+        for (; i < dim; i++)
             max = xr[i] > max ? xr[i] : max;
-        float sum = 0.0f;
-        for (int i = 0; i < dim; i++) {
-            xr[i] = expf(xr[i] - max);
+        for (int j = 0; j < LANES; j++)
+            max = max_lanes[j] > max ? max_lanes[j] : max;
+        /* -(max - x), not x - max: exp_nonpositive needs the sign bit set, and max - max is +0. */
+        for (i = 0; i + LANES <= dim; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                xr[i + j] = exp_nonpositive(-(max - xr[i + j]));
+                sum_lanes[j] += xr[i + j];
+            }
+        for (; i < dim; i++) {
+            xr[i] = exp_nonpositive(-(max - xr[i]));
             sum += xr[i];
         }
+        for (int j = 0; j < LANES; j++)
+            sum += sum_lanes[j];
         float inv = 1.0f / sum;
-        for (int i = 0; i < dim; i++)
+        for (i = 0; i < dim; i++)
             xr[i] *= inv;
     }
 }
@@ -149,30 +221,7 @@ void mv_linear_accumulate(const float *x, int n_rows, int in_features, const flo
 
 /* --- Added by the bert branch ------------------------------------------------------------------ */
 
-/* e^x for x <= 0 (all GELU needs): x = k·ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
- * (relative error < 2e-8 there), 2^k assembled in the exponent bits. Inputs below -87 act as -87
- * (e^-87 is under 1e-37, far below GELU's precision). */
-static inline float exp_nonpositive(float x)
-{
-    /* The clamp compares bit patterns: for negative floats a larger magnitude is a larger int32, and
-     * an integer min vectorises where a float comparison (which may trap) does not. */
-    int32_t bits, floor_bits;
-    const float floor_value = -87.0f;
-    memcpy(&bits, &x, sizeof bits);
-    memcpy(&floor_bits, &floor_value, sizeof floor_bits);
-    bits = bits < floor_bits ? bits : floor_bits;
-    memcpy(&x, &bits, sizeof x);
-    /* Round to nearest by adding and removing 1.5·2^23, which vectorises where roundf does not. */
-    float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
-    float r = x - k * 0.693145752f - k * 1.42860677e-06f; /* ln2 split in two for an exact k·ln2_hi */
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-              r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t scale_bits = ((int32_t)k + 127) << 23;
-    float scale;
-    memcpy(&scale, &scale_bits, sizeof scale);
-    return p * scale;
-}
-
+VECTOR_CLONES
 void mv_gelu_erf_fast(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -19,7 +19,7 @@ check() {
 start_medvlpd() {
     "$medvlpd" "$@" --listen 127.0.0.1:0 2>"$tmp/log" &
     pid=$!
-    for _ in $(seq 200); do
+    for _ in $(seq 600); do   # up to 30 s: a loaded CI machine, the sanitizer build
         grep -q ': ready' "$tmp/log" && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05

@@ -346,7 +346,7 @@ check "still serving" [ "$(req GET /healthz)" = 200 ]
 kill -TERM "$pid"; wait "$pid"
 
 # ---- not ready while loading ----
-MEDVLP_TEST_LOAD_MS=1000 start loading
+MEDVLP_TEST_LOAD_MS=4000 start loading
 expect_error 503 not_ready GET /readyz
 check "not-ready has Retry-After" [ -n "$(header Retry-After)" ]
 expect_error 503 not_ready POST /embed/text "${json[@]}" -d '{"texts":["a"]}'

@@ -4,7 +4,7 @@ implements (open_clip HFTextEncoder pooling + projection, hi-ml CXR-BERT project
 Written from the math in /work/shared/MODELS.md section 0.7 with plain torch.nn modules (no
 transformers): post-LN layers, key mask -10000 (transformers <= 4.20), exact erf GELU. Module
 attribute names are chosen so that state_dict() keys equal HF's ("embeddings.word_embeddings.weight",
-"encoder.layer.0.attention.self.query.weight", ...). Used by make_text_model_fixtures.py and bench/text.
+"encoder.layer.0.attention.self.query.weight", ...). Used by make_text_model_fixtures.py and bench/make_models.py.
 Runs with Debian's /usr/bin/python3 (torch 1.13)."""
 import math
 

@@ -28,6 +28,35 @@ int main(void)
     CHECK_NEAR(logits[0] + logits[1] + logits[2], 1.0, 1e-6);
     CHECK_NEAR(logits[1], 1.0 / (1.0 + exp(-1.0) + exp(-2.0)), 1e-6);
 
+    /* Rows as long as the models' (ViT 197 tokens, BERT 768 wide) and odd lengths, so the vector
+     * lanes and the scalar tails both run: softmax and LayerNorm against double references. */
+    enum { LONG = 771 };
+    static float long_row[LONG], long_out[LONG], ones[LONG], zeros[LONG];
+    srand(3);
+    for (int dim = 1; dim <= LONG; dim += 385) {
+        for (int i = 0; i < dim; i++) {
+            long_row[i] = 30.0f * ((float)rand() / RAND_MAX - 0.5f);
+            ones[i] = 1.0f;
+        }
+        double max = -INFINITY, sum = 0.0, mean = 0.0, var = 0.0;
+        for (int i = 0; i < dim; i++) {
+            max = fmax(max, long_row[i]);
+            mean += long_row[i] / dim;
+        }
+        for (int i = 0; i < dim; i++) {
+            sum += exp(long_row[i] - max);
+            var += (long_row[i] - mean) * (long_row[i] - mean) / dim;
+        }
+        mv_layernorm(long_row, long_out, 1, dim, ones, zeros, 1e-12f);
+        for (int i = 0; i < dim; i++)
+            CHECK_NEAR(long_out[i], dim == 1 ? 0.0 : (long_row[i] - mean) / sqrt(var + 1e-12), 2e-5);
+        float probs[LONG];
+        memcpy(probs, long_row, sizeof(float) * dim);
+        mv_softmax_rows(probs, 1, dim);
+        for (int i = 0; i < dim; i++)
+            CHECK_NEAR(probs[i], exp(long_row[i] - max) / sum, 1e-5 * fmax(1e-3, exp(long_row[i] - max) / sum));
+    }
+
     /* Linear: y = x·Wᵀ + b against a naive triple loop. */
     enum { R = 3, IN = 5, OUT = 4 };
     float x[R * IN], w[OUT * IN], b[OUT], y[R * OUT];

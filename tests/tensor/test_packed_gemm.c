@@ -1,0 +1,71 @@
+/* test_packed_gemm.c — mv_packed_linear against cblas_sgemm (+ bias, + accumulation) on random
+ * shapes, including the edges of the kernel's 8-row, 32-column, 256-deep and 256-row blocks. */
+#include "medvlp/tensor.h"
+#include "../test.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+
+static float uniform(unsigned *seed)
+{
+    return (float)rand_r(seed) / RAND_MAX - 0.5f;
+}
+
+static void check_shape(int m, int n, int k, int accumulate, unsigned *seed)
+{
+    float *x = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k), *bias = malloc(sizeof(float) * n);
+    float *y = malloc(sizeof(float) * m * n), *expect = malloc(sizeof(float) * m * n);
+    for (int i = 0; i < m * k; i++)
+        x[i] = uniform(seed);
+    for (int i = 0; i < n * k; i++)
+        w[i] = uniform(seed);
+    for (int i = 0; i < n; i++)
+        bias[i] = uniform(seed);
+    for (int i = 0; i < m * n; i++)
+        y[i] = expect[i] = accumulate ? uniform(seed) : 7.0f; /* 7: must be overwritten */
+    /* The reference: y = x·wᵀ (+ y) by cblas, then + bias. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, accumulate ? 1.0f : 0.0f,
+                expect, n);
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++)
+            expect[(size_t)r * n + j] += bias[j];
+    mv_packed_weight pw;
+    CHECK(mv_packed_weight_init(&pw, w, n, k) == 0);
+    mv_packed_linear(x, m, &pw, bias, accumulate, y);
+    double worst = 0.0;
+    for (int i = 0; i < m * n; i++) {
+        double d = fabs((double)y[i] - expect[i]);
+        worst = d > worst ? d : worst;
+    }
+    /* |terms| <= 1/4 each; float sums of k of them in different orders differ by ~k·2^-24. */
+    if (!(worst <= 1e-6 * (k + 16)))
+        fprintf(stderr, "m %d n %d k %d accumulate %d: max |d| %g\n", m, n, k, accumulate, worst);
+    CHECK(worst <= 1e-6 * (k + 16));
+    /* Without a bias the tile starts from zero. */
+    mv_packed_linear(x, m, &pw, NULL, 0, y);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, 0.0f, expect, n);
+    for (int i = 0; i < m * n; i++)
+        CHECK_NEAR(y[i], expect[i], 1e-6 * (k + 16));
+    mv_packed_weight_free(&pw);
+    free(x);
+    free(w);
+    free(bias);
+    free(y);
+    free(expect);
+}
+
+int main(void)
+{
+    static const int ms[] = {1, 7, 8, 9, 33, 197, 300, 520}; /* 300: two row blocks; 520: cblas */
+    static const int ns[] = {1, 16, 17, 31, 32, 33, 100};
+    static const int ks[] = {1, 255, 256, 257, 600};
+    unsigned seed = 11;
+    for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+            for (size_t c = 0; c < sizeof ks / sizeof *ks; c++)
+                check_shape(ms[a], ns[b], ks[c], (int)((a + b + c) % 2), &seed);
+    /* A few random shapes as well. */
+    for (int i = 0; i < 20; i++)
+        check_shape(1 + rand_r(&seed) % 70, 1 + rand_r(&seed) % 90, 1 + rand_r(&seed) % 700, i % 2, &seed);
+    return test_report("packed_gemm");
+}
