@@ -2,36 +2,64 @@
  * record framing of the journal and metadata.records (torn tails, damaged lengths, field decoding).
  * Byte 0 picks: 0 the manifest (written to a scratch directory and read with mv_manifest_read),
  * 1 the records as given, 2 the records with every framed CRC recomputed first, so mutations get
- * past the checksum into the field decoder. Beyond "no crash": a decoded record's vector and texts
- * lie inside the input, and the scan position only moves forward. */
+ * past the checksum into the field decoder, 3 those records as the journal of a real (empty, dim 4)
+ * index directory opened with mv_index_open, which replays them into FAISS and the metadata map,
+ * then searched and read back. Beyond "no crash": a decoded record's vector and texts lie inside
+ * the input, the scan position only moves forward, and an index that opens answers consistently. */
 #include "index/index_internal.h"
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
 
+/* scratch/manifest.json for mode 0, scratch/index/ a real index for mode 3. */
 static char scratch_dir[] = "/tmp/medvlp-fuzz-index-XXXXXX";
-static char manifest_path[sizeof scratch_dir + 16];
+static char manifest_path[sizeof scratch_dir + 16], index_dir[sizeof scratch_dir + 8];
+static const mv_index_model fuzz_model = {"fuzz", 4, ""};
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
 
 static void remove_scratch(void)
 {
-    unlink(manifest_path);
-    rmdir(scratch_dir);
+    nftw(scratch_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f))
+        abort();
+}
+
+static void make_scratch(void)
+{
+    if (manifest_path[0])
+        return;
+    mv_index *index;
+    mv_error err = {0};
+    if (!mkdtemp(scratch_dir))
+        abort();
+    atexit(remove_scratch);
+    snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", scratch_dir);
+    snprintf(index_dir, sizeof index_dir, "%s/index", scratch_dir);
+    if (mv_index_create(index_dir, &fuzz_model, NULL, &index, &err)) {
+        fprintf(stderr, "fuzz_index_load: %s\n", err.message);
+        abort();
+    }
+    mv_index_close(index);
 }
 
 static void fuzz_manifest(const uint8_t *data, size_t size)
 {
-    if (!manifest_path[0]) {
-        if (!mkdtemp(scratch_dir))
-            abort();
-        snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", scratch_dir);
-        atexit(remove_scratch);
-    }
-    FILE *f = fopen(manifest_path, "wb");
-    if (!f || fwrite(data, 1, size, f) != size || fclose(f))
-        abort();
+    make_scratch();
+    write_file(manifest_path, data, size);
     mv_manifest manifest;
     mv_error err = {0};
     if (!mv_manifest_read(scratch_dir, &manifest, &err) && (manifest.dim < 1 || manifest.dim > 65536))
@@ -80,11 +108,46 @@ static void fuzz_records(const unsigned char *data, size_t size)
     }
 }
 
+/* Replaces the index's journal with records and opens it; what opens must answer consistently. */
+static void fuzz_journal_replay(const unsigned char *records, size_t size)
+{
+    make_scratch();
+    mv_manifest manifest;
+    mv_error err = {0};
+    if (mv_manifest_read(index_dir, &manifest, &err))
+        abort();
+    char journal[sizeof index_dir + 32];
+    snprintf(journal, sizeof journal, "%s/journal.%lld", index_dir, (long long)manifest.generation);
+    write_file(journal, records, size);
+    mv_index_options options = {.snapshot_journal_bytes = -1}; /* keep the directory as it is */
+    mv_index *index;
+    if (mv_index_open(index_dir, &fuzz_model, &options, NULL, &index, &err))
+        return;
+    mv_index_stats stats;
+    mv_index_get_stats(index, &stats);
+    const float query[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    mv_index_hit hits[8];
+    for (int t = 0; t < MV_INDEX_N_TARGETS; t++) {
+        int n_hits = 0;
+        if (mv_index_search(index, t, query, 1, 8, NULL, hits, &n_hits, &err))
+            abort(); /* a valid query on an index that opened must be answered */
+        if (n_hits > 8 || n_hits > stats.live[t])
+            abort();
+        for (int h = 0; h < n_hits; h++) {
+            mv_index_record record;
+            if (mv_index_get(index, hits[h].id, &record, &err) || record.target != t)
+                abort(); /* a hit is a live id of its target */
+            mv_index_record_free(&record);
+        }
+    }
+    mv_index_close(index);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    int mode = data[0] % 3;
+    int mode = data[0] % 4;
     data++;
     size--;
     if (mode == 0) {
@@ -95,9 +158,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!copy)
         return 0;
     memcpy(copy, data, size);
-    if (mode == 2)
+    if (mode >= 2)
         fix_checksums(copy, size);
-    fuzz_records(copy, size);
+    if (mode == 3)
+        fuzz_journal_replay(copy, size);
+    else
+        fuzz_records(copy, size);
     free(copy);
     return 0;
 }
