@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """faults.py — the client side of load_test.sh's fault scenarios against a running medvlpd (stdlib only).
 
-  faults.py malformed URL CLI_JSON     1,000 requests: malformed ones of 40+ kinds, each of which must
-                                       get its 4xx status and {"error":{"status","code","message"}},
+  faults.py malformed URL CLI_JSON     1,000 requests: malformed ones of 56 kinds, each of which must
+                                       get its 4xx status and {"error":{"status","code","message"}} (5
+                                       protocol-level kinds: libmicrohttpd's own answer),
                                        interleaved with valid ones that must equal the CLI's output
                                        (texts) or the daemon's first answer (images, search)
   faults.py slowloris URL TIMEOUT_S    slow and stalled clients beside normal ones

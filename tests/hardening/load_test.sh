@@ -6,7 +6,7 @@
 #              end within 5% of its RSS after the warm-up
 #   slowloris  100 clients trickling headers and 40 that stall mid-request, beside a normal client
 #              whose every request must be answered; the stalled ones must be closed by --timeout
-#   malformed  1,000 requests, malformed ones of 40+ kinds interleaved with valid ones (faults.py)
+#   malformed  1,000 requests, malformed ones of 56 kinds interleaved with valid ones (faults.py)
 #   kill9      kill -9 during HTTP index additions from 4 clients, restart, again, then every
 #              acknowledged id must be searchable with its metadata
 # Run standalone from the source root (uses build/ and tests/fixtures/) or from meson (env set).
