@@ -16,6 +16,8 @@ static const struct command {
     {"info", cmd_info, "describe a model directory (JSON)"},
     {"preprocess", cmd_preprocess, "write the model-input tensor of an image (float32 CHW)"},
     {"score", cmd_score, "score a text against an image (JSON: global, local, combined)"},
+    {"index", cmd_index, "index build: embed images or image/report pairs into an index directory"},
+    {"search", cmd_search, "the nearest images or captions of a query in an index (JSON)"},
     {NULL, NULL, NULL},
 };
 

@@ -11,6 +11,7 @@
 #include "medvlp/http.h"
 #include "medvlp/index.h"
 #include "medvlp/model.h"
+#include "medvlp/search.h"
 #include "medvlp/tensor.h"
 #include "medvlp/thumbs.h"
 
@@ -124,59 +125,11 @@ static char *info_json(void *self)
 
 /* ---- index ---- */
 
-/* A hit's metadata as the API shows it: the user's metadata, plus "caption" and "source" when the
- * index holds them and the user's metadata does not use those keys. */
-static char *hit_metadata(const mv_index_record *record)
-{
-    json_t *metadata = json_loads(record->metadata_json ? record->metadata_json : "{}", 0, NULL);
-    if (!json_is_object(metadata)) {
-        json_decref(metadata);
-        metadata = json_object();
-    }
-    if (record->caption && !json_object_get(metadata, "caption"))
-        json_object_set_new(metadata, "caption", json_string(record->caption));
-    if (record->source && !json_object_get(metadata, "source"))
-        json_object_set_new(metadata, "source", json_string(record->source));
-    char *text = json_dumps(metadata, JSON_COMPACT);
-    json_decref(metadata);
-    return text;
-}
-
 static int search(void *self, int target, const float *query, int k, const char *filter_json, mv_search_hit *hits,
                   int *n_hits, mv_error *err)
 {
     model_backend *mb = self;
-    *n_hits = 0;
-    mv_index_filter filter = {0};
-    char *value_json = NULL;
-    json_t *filter_object = filter_json ? json_loads(filter_json, 0, NULL) : NULL;
-    if (filter_object && json_object_size(filter_object) == 1) {
-        void *it = json_object_iter(filter_object);
-        filter.key = json_object_iter_key(it);
-        value_json = json_dumps(json_object_iter_value(it), JSON_COMPACT | JSON_ENCODE_ANY);
-        filter.value_json = value_json;
-    }
-    mv_index_hit *found = malloc(sizeof *found * (size_t)k);
-    int status;
-    if (!found || (filter.key && !value_json)) {
-        status = mv_fail(err, MV_ENOMEM, "out of memory for %d hits", k);
-    } else {
-        int n_found = 0;
-        status = mv_index_search(mb->index, target, query, 1, k, filter.key ? &filter : NULL, found, &n_found, err);
-        for (int i = 0; !status && i < n_found; i++) {
-            mv_index_record record;
-            status = mv_index_get(mb->index, found[i].id, &record, err);
-            if (status)
-                break;
-            hits[i] = (mv_search_hit){found[i].id, found[i].score, hit_metadata(&record)};
-            mv_index_record_free(&record);
-            *n_hits = i + 1;
-        }
-    }
-    free(found);
-    free(value_json);
-    json_decref(filter_object);
-    return status;
+    return mv_search_index(mb->index, target, query, k, filter_json, hits, n_hits, err);
 }
 
 static int index_add(void *self, int target, const float *vectors, const char *const *metadata_json,

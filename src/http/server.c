@@ -8,6 +8,7 @@
  * Every error leaves through fail(): status + {"error":{"status","code","message"}}. */
 #include "http/internal.h"
 #include "http/portal_assets.h"
+#include "medvlp/search.h"
 #include "medvlp/tensor.h"
 
 #include <arpa/inet.h>
@@ -717,24 +718,12 @@ static int op_search(mv_job *job)
     return be->search(be->self, r->target, r->out, r->k, r->filter_json, r->hits, &r->n_hits, &job->err);
 }
 
-/* Metadata text from the index as a JSON value ({} when unreadable: the hit is still reported). */
-static json_t *metadata_value(const char *text)
-{
-    json_t *value = text ? json_loads(text, 0, NULL) : NULL;
-    return value ? value : json_object();
-}
-
 static enum MHD_Result finish_search(struct request *r)
 {
     if (r->job.status)
         return fail_status(r, r->job.status, &r->job.err);
-    json_t *results = json_array();
-    for (int i = 0; i < r->n_hits; i++)
-        json_array_append_new(results, json_pack("{s:I,s:f,s:o}", "id", (json_int_t)r->hits[i].id, "score",
-                                                 (double)r->hits[i].score, "metadata",
-                                                 metadata_value(r->hits[i].metadata_json)));
-    return send_json(r, 200, json_pack("{s:s,s:i,s:o,s:f}", "target", target_names[r->target], "k", r->k,
-                                       "results", results, "took_ms", (mv_http_now() - r->t_start) * 1e3), NULL);
+    return send_json(r, 200, mv_search_response(r->target, r->k, r->hits, r->n_hits,
+                                                (mv_http_now() - r->t_start) * 1e3), NULL);
 }
 
 static enum MHD_Result handle_search(struct request *r)
