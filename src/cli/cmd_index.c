@@ -94,9 +94,11 @@ static int cmd_index_build(int argc, char **argv)
             build_usage(stdout);
             return 0;
         } else if (!strcmp(arg, "--text-from-files")) {
-            pairs.text_from_files = 1, takes_value = 0;
+            pairs.text_from_files = 1;
+            takes_value = 0;
         } else if (!strcmp(arg, "--quiet")) {
-            options.log = NULL, takes_value = 0;
+            options.log = NULL;
+            takes_value = 0;
         } else if (!next) {
             fprintf(stderr, "medvlp index build: %s '%s'\n", arg[0] == '-' ? "missing value after" : "unexpected argument", arg);
             build_usage(stderr);
