@@ -12,7 +12,15 @@
 #include <stdio.h>
 
 #include "medvlp/error.h"
+#include "medvlp/index.h"
 #include "medvlp/model.h"
+
+/* Opens index_dir's index for model: its manifest must record the model's family, dim and weights
+ * checksum. When index_dir holds no index yet, creates an empty one if create (then *created = 1,
+ * when created is not NULL), else MV_EINPUT. A repair warning of the open goes to log (may be NULL)
+ * as "<warning_prefix><dir>: <warning>". Shared by index build, search and medvlpd. */
+int mv_index_open_for_model(mv_model *model, const char *index_dir, const mv_index_options *options, int create,
+                            FILE *log, const char *warning_prefix, int *created, mv_index **out, mv_error *err);
 
 /* One input: an image file and, for pairs, its caption (given, or read from text_path). */
 typedef struct mv_build_input {

@@ -257,27 +257,6 @@ static int embed_query(mv_model *model, const char *text, const char *image_path
     return status;
 }
 
-/* Opens index_dir for model: its manifest must name this model. */
-static int open_index_for(mv_model *model, const char *index_dir, mv_index **index, mv_error *err)
-{
-    mv_model_info info;
-    mv_model_get_info(model, &info);
-    char checksum[65], manifest[4096];
-    int status = mv_model_weights_checksum(model, checksum, err);
-    if (!status)
-        status = mv_path_join(manifest, sizeof manifest, index_dir, "manifest.json", err);
-    if (!status && !mv_file_exists(manifest))
-        status = mv_fail(err, MV_EINPUT, "%s holds no index (no manifest.json)", index_dir);
-    if (status)
-        return status;
-    mv_index_model expect = {.family = info.family, .dim = info.embed_dim, .weights_checksum = checksum};
-    mv_index_open_report report;
-    status = mv_index_open(index_dir, &expect, NULL, &report, index, err);
-    if (!status && report.warning[0])
-        fprintf(stderr, "medvlp search: warning: %s: %s\n", index_dir, report.warning);
-    return status;
-}
-
 static int run_search(mv_model *model, const char *index_dir, const char *text, const char *image_path,
                       const char *embedding, int k, int target, mv_error *err)
 {
@@ -291,7 +270,8 @@ static int run_search(mv_model *model, const char *index_dir, const char *text, 
     if (!status)
         status = embed_query(model, text, image_path, embedding, info.embed_dim, query, err);
     if (!status)
-        status = open_index_for(model, index_dir, &index, err);
+        status = mv_index_open_for_model(model, index_dir, NULL, 0, stderr, "medvlp search: warning: ", NULL,
+                                         &index, err);
     if (!status)
         status = mv_search_index(index, target, query, k, NULL, hits, &n_hits, err);
     if (!status) {

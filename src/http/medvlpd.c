@@ -10,6 +10,7 @@
 #include "medvlp/file.h"
 #include "medvlp/http.h"
 #include "medvlp/index.h"
+#include "medvlp/index_build.h"
 #include "medvlp/model.h"
 #include "medvlp/search.h"
 #include "medvlp/tensor.h"
@@ -248,26 +249,12 @@ static void index_sizes(void *self, long long *n_images, long long *n_captions)
 /* Opens dir's index for this model, or creates an empty one when dir holds no manifest yet. */
 static int open_index(model_backend *mb, const char *dir, mv_error *err)
 {
-    char checksum[65];
-    int status = mv_model_weights_checksum(mb->model, checksum, err);
-    if (status)
-        return status;
-    mv_index_model expect = {.family = mb->info.family, .dim = mb->info.embed_dim, .weights_checksum = checksum};
-    char manifest[4096];
-    status = mv_path_join(manifest, sizeof manifest, dir, "manifest.json", err);
-    if (status)
-        return status;
-    if (!mv_file_exists(manifest)) {
-        status = mv_index_create(dir, &expect, NULL, &mb->index, err);
-        if (!status)
-            fprintf(stderr, "medvlpd: %s held no index: created an empty one for %s (dim %d)\n", dir,
-                    expect.family, expect.dim);
-        return status;
-    }
-    mv_index_open_report report;
-    status = mv_index_open(dir, &expect, NULL, &report, &mb->index, err);
-    if (!status && report.warning[0])
-        fprintf(stderr, "medvlpd: warning: %s: %s\n", dir, report.warning);
+    int created;
+    int status = mv_index_open_for_model(mb->model, dir, NULL, 1, stderr, "medvlpd: warning: ", &created,
+                                         &mb->index, err);
+    if (!status && created)
+        fprintf(stderr, "medvlpd: %s held no index: created an empty one for %s (dim %d)\n", dir,
+                mb->info.family, mb->info.embed_dim);
     return status;
 }
 

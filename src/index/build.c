@@ -503,28 +503,38 @@ static int needs(build_state *b, int target, int i)
     return need;
 }
 
-static int open_or_create(mv_model *model, const char *dir, const mv_build_options *options, size_t n_inputs,
-                          mv_index **out, mv_error *err)
+int mv_index_open_for_model(mv_model *model, const char *index_dir, const mv_index_options *options, int create,
+                            FILE *log, const char *warning_prefix, int *created, mv_index **out, mv_error *err)
 {
     mv_model_info info;
     mv_model_get_info(model, &info);
     char checksum[65], manifest[4096];
     int status = mv_model_weights_checksum(model, checksum, err);
     if (!status)
-        status = mv_path_join(manifest, sizeof manifest, dir, "manifest.json", err);
+        status = mv_path_join(manifest, sizeof manifest, index_dir, "manifest.json", err);
     if (status)
         return status;
     mv_index_model expect = {.family = info.family, .dim = info.embed_dim, .weights_checksum = checksum};
+    int exists = mv_file_exists(manifest);
+    if (created)
+        *created = !exists && create;
+    if (!exists)
+        return create ? mv_index_create(index_dir, &expect, options, out, err)
+                      : mv_fail(err, MV_EINPUT, "%s holds no index (no manifest.json)", index_dir);
+    mv_index_open_report report;
+    status = mv_index_open(index_dir, &expect, options, &report, out, err);
+    if (!status && report.warning[0] && log)
+        fprintf(log, "%s%s: %s\n", warning_prefix, index_dir, report.warning);
+    return status;
+}
+
+static int open_or_create(mv_model *model, const char *dir, const mv_build_options *options, size_t n_inputs,
+                          mv_index **out, mv_error *err)
+{
     /* Progress is durable batch by batch in the journal: no automatic snapshot mid-build. */
     mv_index_options index_options = {.factory = options->factory, .expected_vectors = (long long)n_inputs,
                                       .snapshot_journal_bytes = -1};
-    if (!mv_file_exists(manifest))
-        return mv_index_create(dir, &expect, &index_options, out, err);
-    mv_index_open_report report;
-    status = mv_index_open(dir, &expect, &index_options, &report, out, err);
-    if (!status && report.warning[0] && options->log)
-        fprintf(options->log, "warning: %s: %s\n", dir, report.warning);
-    return status;
+    return mv_index_open_for_model(model, dir, &index_options, 1, options->log, "warning: ", NULL, out, err);
 }
 
 static void free_state(build_state *b)
