@@ -4,13 +4,15 @@
  *
  *   bench_search N FACTORY [PARAM=V1,V2,...] [TRAIN] [QUERIES]
  * FACTORY is an index_factory string (inner product, wrapped in IDMap2 as src/index does); PARAM a search parameter swept in order
- * (efSearch, nprobe) until recall@10 >= 0.95, the value reported (marked "*").
+ * (efSearch, nprobe, k_factor_rf) until recall@10 >= 0.95, the value reported (marked "*"), optionally
+ * after fixed settings: "nprobe=64;k_factor_rf=1,2,4".
  *
  * Data: clustered like embeddings (1000 Gaussian centres, points = centre + 0.7 noise, then
  * normalised); queries drawn from the same distribution, not from the base. Exact neighbours come
  * from an IndexFlatIP over the same vectors (batched). Single queries: one search call each. */
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 
@@ -121,12 +123,12 @@ int main(int argc, char **argv)
     faiss_Index_free(flat);
 
     double rss0 = rss_mib(), t0 = now_s();
-    /* As src/index builds them: IDMap2 around the factory, so ids are stable. */
-    char full_factory[256];
-    snprintf(full_factory, sizeof full_factory, "IDMap2,%s", factory);
-    FaissIndex *index;
-    if (faiss_index_factory(&index, DIM, full_factory, METRIC_INNER_PRODUCT))
+    /* As src/index builds them: IDMap2 around the factory's index, so ids are stable. */
+    FaissIndex *inner, *index;
+    if (faiss_index_factory(&inner, DIM, factory, METRIC_INNER_PRODUCT) ||
+        faiss_IndexIDMap2_new((FaissIndexIDMap2 **)&index, inner))
         die_faiss(factory);
+    faiss_IndexIDMap2_set_own_fields((FaissIndexIDMap2 *)index, 1);
     if (!faiss_Index_is_trained(index)) {
         size_t n_sample = n_train && n_train < n ? n_train : n;
         if (faiss_Index_train(index, (idx_t)n_sample, base))
@@ -141,6 +143,22 @@ int main(int argc, char **argv)
 
     FaissParameterSpace *space;
     faiss_ParameterSpace_new(&space);
+    /* "a=1;b=2;c=V1,V2": every setting before the last ';' is fixed, the last one is swept. */
+    const char *swept = strrchr(sweep, ';');
+    for (const char *fixed = sweep; swept && fixed < swept;) {
+        const char *end = strchr(fixed, ';'), *eq = strchr(fixed, '=');
+        char fixed_name[64];
+        if (!eq || eq > end) {
+            fprintf(stderr, "bench_search: '%.*s' is not NAME=VALUE\n", (int)(end - fixed), fixed);
+            return 2;
+        }
+        snprintf(fixed_name, sizeof fixed_name, "%.*s", (int)(eq - fixed), fixed);
+        if (faiss_ParameterSpace_set_index_parameter(space, index, fixed_name, atof(eq + 1)))
+            die_faiss(fixed_name);
+        printf("  %s=%g (fixed)\n", fixed_name, atof(eq + 1));
+        fixed = end + 1;
+    }
+    sweep = swept ? swept + 1 : sweep;
     char name[64] = "";
     const char *values = strchr(sweep, '=');
     if (values)

@@ -133,6 +133,7 @@ typedef struct mv_daemon_options {
     const char *model_dir, *index_dir;
     int n_threads;        /* compute threads for the model; 0 = all cores */
     uint64_t max_pixels;  /* decoded image limit (MV_ETOOBIG -> 413) */
+    int ef_search, nprobe, refine_k_factor; /* index search settings; 0 = the index's defaults */
 } mv_daemon_options;
 
 typedef struct mv_backend_loader {

@@ -39,8 +39,10 @@ typedef struct mv_index_options {
      * NULL: "Flat" if expected_vectors < MV_INDEX_FLAT_LIMIT, else "HNSW32". Only read by create. */
     const char *factory;
     long long expected_vectors;
+    /* Search-time settings (not stored in the index; each opener chooses): */
     int ef_search;       /* HNSW efSearch (0: 128); ignored by non-HNSW indexes */
     int nprobe;          /* IVF nprobe (0: 16); ignored by non-IVF indexes */
+    int refine_k_factor; /* ",RFlat"/",Refine(...)" factories re-rank k·this candidates (0: 8) */
     /* A snapshot is taken inside an add/delete once the journal exceeds this many bytes
      * (0: 256 MiB; negative: never, call mv_index_snapshot). */
     long long snapshot_journal_bytes;
@@ -128,6 +130,7 @@ typedef struct mv_index_stats {
     long long live[MV_INDEX_N_TARGETS];    /* searchable vectors */
     long long tombstones[MV_INDEX_N_TARGETS]; /* deleted but still inside the FAISS index */
     int64_t next_id;
+    int ef_search, nprobe, refine_k_factor; /* the search settings in effect */
 } mv_index_stats;
 
 void mv_index_get_stats(mv_index *index, mv_index_stats *stats);

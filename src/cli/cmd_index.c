@@ -198,10 +198,14 @@ int cmd_index(int argc, char **argv)
 static void search_usage(FILE *out)
 {
     fprintf(out, "usage: medvlp search -m DIR -i INDEX_DIR (--text T | --image FILE | --embedding JSON)\n"
-                 "                     [-k K] [--target images|captions]\n\n"
+                 "                     [-k K] [--target images|captions]\n"
+                 "                     [--ef-search N] [--nprobe N] [--refine-k-factor N]\n\n"
                  "Prints the k (default 10, 1..1000) nearest items of the index by cosine similarity as the\n"
                  "JSON of POST /search. --target defaults to images for a text and captions for an image;\n"
-                 "it is required with --embedding (a JSON array of the model's dimension).\n");
+                 "it is required with --embedding (a JSON array of the model's dimension).\n"
+                 "Approximate indexes trade recall for speed with the same settings as medvlpd: --ef-search\n"
+                 "(HNSW, default 128), --nprobe (IVF, default 16), --refine-k-factor (',RFlat' and\n"
+                 "',Refine(...)' factories, default 8).\n");
 }
 
 static double now_ms(void)
@@ -257,8 +261,9 @@ static int embed_query(mv_model *model, const char *text, const char *image_path
     return status;
 }
 
-static int run_search(mv_model *model, const char *index_dir, const char *text, const char *image_path,
-                      const char *embedding, int k, int target, mv_error *err)
+static int run_search(mv_model *model, const char *index_dir, const mv_index_options *index_options,
+                      const char *text, const char *image_path, const char *embedding, int k, int target,
+                      mv_error *err)
 {
     mv_model_info info;
     mv_model_get_info(model, &info);
@@ -270,8 +275,8 @@ static int run_search(mv_model *model, const char *index_dir, const char *text, 
     if (!status)
         status = embed_query(model, text, image_path, embedding, info.embed_dim, query, err);
     if (!status)
-        status = mv_index_open_for_model(model, index_dir, NULL, 0, stderr, "medvlp search: warning: ", NULL,
-                                         &index, err);
+        status = mv_index_open_for_model(model, index_dir, index_options, 0, stderr, "medvlp search: warning: ",
+                                         NULL, &index, err);
     if (!status)
         status = mv_search_index(index, target, query, k, NULL, hits, &n_hits, err);
     if (!status) {
@@ -295,7 +300,7 @@ int cmd_search(int argc, char **argv)
 {
     const char *model_dir = NULL, *index_dir = NULL, *text = NULL, *image_path = NULL, *embedding = NULL,
                *target_name = NULL;
-    long long k = 10;
+    long long k = 10, ef_search = 0, nprobe = 0, refine_k_factor = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -320,6 +325,15 @@ int cmd_search(int argc, char **argv)
                 return 2;
         } else if (!strcmp(arg, "--target")) {
             target_name = next;
+        } else if (!strcmp(arg, "--ef-search")) {
+            if (!parse_int("search", arg, next, 1, 100000, &ef_search))
+                return 2;
+        } else if (!strcmp(arg, "--nprobe")) {
+            if (!parse_int("search", arg, next, 1, 1000000, &nprobe))
+                return 2;
+        } else if (!strcmp(arg, "--refine-k-factor")) {
+            if (!parse_int("search", arg, next, 1, 1000, &refine_k_factor))
+                return 2;
         } else {
             fprintf(stderr, "medvlp search: unexpected argument '%s'\n", arg);
             search_usage(stderr);
@@ -344,7 +358,9 @@ int cmd_search(int argc, char **argv)
     if (status)
         return status;
     mv_error err;
-    int rc = run_search(model, index_dir, text, image_path, embedding, (int)k, target, &err);
+    mv_index_options index_options = {.ef_search = (int)ef_search, .nprobe = (int)nprobe,
+                                      .refine_k_factor = (int)refine_k_factor};
+    int rc = run_search(model, index_dir, &index_options, text, image_path, embedding, (int)k, target, &err);
     if (rc) {
         fprintf(stderr, "medvlp search: %s\n", err.message);
         status = mv_status_exit_code(rc);

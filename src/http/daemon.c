@@ -45,6 +45,9 @@ static const struct flag {
 } flags[] = {
     {"model", 'm', STRING, 0, 0, "DIR     model directory (required)"},
     {"index", 'i', STRING, 0, 0, "DIR     index directory (enables /search and /index)"},
+    {"ef-search", 0, INT, 1, 100000, "N  HNSW indexes: candidates explored per query (default 128)"},
+    {"nprobe", 0, INT, 1, 1000000, "N  IVF indexes: inverted lists scanned per query (default 16)"},
+    {"refine-k-factor", 0, INT, 1, 1000, "N  ',RFlat'/',Refine(...)' indexes: k*N candidates re-ranked (default 8)"},
     {"listen", 0, STRING, 0, 0, "HOST:PORT  address to serve (default 127.0.0.1:8080; port 0 = any free)"},
     {"threads", 0, INT, 0, 1024, "N     compute threads for the model (default: all cores)"},
     {"max-batch", 0, INT, 1, 4096, "N   items per batched encoder call (default 32)"},
@@ -131,6 +134,9 @@ static int apply(settings *s, const struct flag *f, const char *value, const cha
     else if (!strcmp(f->name, "max-wait-us")) s->http.max_wait_us = (int)v;
     else if (!strcmp(f->name, "max-body")) s->http.max_body = (size_t)v;
     else if (!strcmp(f->name, "max-pixels")) s->daemon.max_pixels = (uint64_t)v;
+    else if (!strcmp(f->name, "ef-search")) s->daemon.ef_search = (int)v;
+    else if (!strcmp(f->name, "nprobe")) s->daemon.nprobe = (int)v;
+    else if (!strcmp(f->name, "refine-k-factor")) s->daemon.refine_k_factor = (int)v;
     else if (!strcmp(f->name, "max-batch-texts")) s->http.max_batch_texts = (int)v;
     else if (!strcmp(f->name, "max-queue")) s->http.queue_capacity = (int)v;
     else if (!strcmp(f->name, "max-connections")) s->http.max_connections = (int)v;

@@ -226,8 +226,9 @@ static char *index_stats(void *self)
     model_backend *mb = self;
     mv_index_stats stats;
     mv_index_get_stats(mb->index, &stats);
-    json_t *root = json_pack("{s:i,s:s,s:I}", "dim", stats.dim, "family", stats.family, "next_id",
-                             (json_int_t)stats.next_id);
+    json_t *root = json_pack("{s:i,s:s,s:I,s:{s:i,s:i,s:i}}", "dim", stats.dim, "family", stats.family, "next_id",
+                             (json_int_t)stats.next_id, "search_params", "ef_search", stats.ef_search, "nprobe",
+                             stats.nprobe, "refine_k_factor", stats.refine_k_factor);
     for (int t = 0; root && t < MV_INDEX_N_TARGETS; t++)
         json_object_set_new(root, mv_index_target_name(t),
                             json_pack("{s:I,s:s,s:I}", "count", (json_int_t)stats.live[t], "type", stats.factory[t],
@@ -247,10 +248,13 @@ static void index_sizes(void *self, long long *n_images, long long *n_captions)
 }
 
 /* Opens dir's index for this model, or creates an empty one when dir holds no manifest yet. */
-static int open_index(model_backend *mb, const char *dir, mv_error *err)
+static int open_index(model_backend *mb, const mv_daemon_options *options, mv_error *err)
 {
+    const char *dir = options->index_dir;
+    mv_index_options index_options = {.ef_search = options->ef_search, .nprobe = options->nprobe,
+                                      .refine_k_factor = options->refine_k_factor};
     int created;
-    int status = mv_index_open_for_model(mb->model, dir, NULL, 1, stderr, "medvlpd: warning: ", &created,
+    int status = mv_index_open_for_model(mb->model, dir, &index_options, 1, stderr, "medvlpd: warning: ", &created,
                                          &mb->index, err);
     if (!status && created)
         fprintf(stderr, "medvlpd: %s held no index: created an empty one for %s (dim %d)\n", dir,
@@ -308,7 +312,7 @@ static int open_backend(const mv_daemon_options *options, mv_backend **out, mv_e
             close_backend(&mb->base);
             return mv_fail(err, MV_ENOMEM, "out of memory");
         }
-        status = open_index(mb, options->index_dir, err);
+        status = open_index(mb, options, err);
         if (status) {
             mv_error_prefix(err, "-i %s", options->index_dir);
             close_backend(&mb->base);

@@ -12,8 +12,10 @@
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
 
 #include <faiss/AutoTune.h>
+#include <faiss/IndexIDMap.h>
 #include <faiss/Index.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
@@ -62,6 +64,18 @@ int faiss_index_factory(FaissIndex **p_index, int d, const char *description, Fa
         *p_index = reinterpret_cast<FaissIndex *>(
                 faiss::index_factory(d, description, static_cast<faiss::MetricType>(metric)));
     });
+}
+
+int faiss_IndexIDMap2_new(FaissIndexIDMap2 **p_index, FaissIndex *index)
+{
+    return guarded([&] {
+        *p_index = reinterpret_cast<FaissIndexIDMap2 *>(new faiss::IndexIDMap2(cxx(index)));
+    });
+}
+
+void faiss_IndexIDMap2_set_own_fields(FaissIndexIDMap2 *index, int own_fields)
+{
+    reinterpret_cast<faiss::IndexIDMap2 *>(index)->own_fields = own_fields != 0;
 }
 
 void faiss_Index_free(FaissIndex *index) { delete cxx(index); }

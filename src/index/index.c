@@ -51,6 +51,7 @@
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
 
 #include "index/index_internal.h"
 #include "medvlp/file.h"
@@ -59,6 +60,8 @@
 #define LOCK_NAME "lock"
 #define DEFAULT_EF_SEARCH 128
 #define DEFAULT_NPROBE 16
+/* bench/search: IVF1024,PQ64 codes re-ranked by SQ8 reach recall@10 0.97 at 8, 0.84 at 4. */
+#define DEFAULT_REFINE_K_FACTOR 8
 #define DEFAULT_SNAPSHOT_BYTES (256ll << 20)
 #define MAX_TEXT_BYTES (1u << 20)
 
@@ -82,7 +85,7 @@ struct mv_index {
     int lock_fd, metadata_fd, journal_fd;
     uint64_t journal_bytes;
     long long snapshot_journal_bytes;
-    int ef_search, nprobe;
+    int ef_search, nprobe, refine_k_factor;
 };
 
 static const char *const target_names[MV_INDEX_N_TARGETS] = {"images", "captions"};
@@ -197,6 +200,8 @@ static void set_search_parameters(mv_index *ix)
             set_ef_search(ix, t, ix->ef_search);
         if (strstr(ix->manifest.target[t].factory, "IVF"))
             set_parameter(ix, t, "nprobe", ix->nprobe);
+        if (strstr(ix->manifest.target[t].factory, "RFlat") || strstr(ix->manifest.target[t].factory, "Refine("))
+            set_parameter(ix, t, "k_factor_rf", ix->refine_k_factor);
     }
 }
 
@@ -453,6 +458,8 @@ static int index_alloc(const char *dir, const mv_index_options *options, mv_inde
     ix->lock_fd = ix->metadata_fd = ix->journal_fd = -1;
     ix->ef_search = options && options->ef_search > 0 ? options->ef_search : DEFAULT_EF_SEARCH;
     ix->nprobe = options && options->nprobe > 0 ? options->nprobe : DEFAULT_NPROBE;
+    ix->refine_k_factor = options && options->refine_k_factor > 0 ? options->refine_k_factor
+                                                                   : DEFAULT_REFINE_K_FACTOR;
     ix->snapshot_journal_bytes = options && options->snapshot_journal_bytes ? options->snapshot_journal_bytes
                                                                            : DEFAULT_SNAPSHOT_BYTES;
     *out = ix;
@@ -499,6 +506,24 @@ static int factory_valid(const char *factory, mv_error *err)
     return MV_OK;
 }
 
+/* IDMap2 around the factory's index. Wrapped here rather than by prefixing "IDMap2," to the
+ * factory string: index_factory puts a refinement stage (",RFlat", ",Refine(...)") outside the
+ * IDMap2, and IndexRefine has no add_with_ids. */
+static int new_faiss_index(int dim, const char *factory, FaissIndex **out, mv_error *err)
+{
+    FaissIndex *inner = NULL;
+    FaissIndexIDMap2 *wrapped = NULL;
+    if (faiss_index_factory(&inner, dim, factory, METRIC_INNER_PRODUCT) != 0)
+        return faiss_fail(err, MV_EINPUT, "index factory \"%s\" is not valid for dim %d", factory, dim);
+    if (faiss_IndexIDMap2_new(&wrapped, inner) != 0) {
+        faiss_Index_free(inner);
+        return faiss_fail(err, MV_ENOMEM, "index factory \"%s\": wrapping in IDMap2", factory);
+    }
+    faiss_IndexIDMap2_set_own_fields(wrapped, 1);
+    *out = (FaissIndex *)wrapped;
+    return MV_OK;
+}
+
 int mv_index_create(const char *dir, const mv_index_model *model, const mv_index_options *options,
         mv_index **out, mv_error *err)
 {
@@ -533,13 +558,9 @@ int mv_index_create(const char *dir, const mv_index_model *model, const mv_index
     m->dim = model->dim;
     m->generation = -1; /* the first snapshot below makes generation 0 */
     for (int t = 0; t < MV_INDEX_N_TARGETS; t++) {
-        char description[160];
         strcpy(m->target[t].factory, factory);
-        snprintf(description, sizeof description, "IDMap2,%s", factory);
-        if (faiss_index_factory(&ix->faiss[t], model->dim, description, METRIC_INNER_PRODUCT) != 0) {
-            status = faiss_fail(err, MV_EINPUT, "index factory \"%s\" is not valid for dim %d", factory, model->dim);
+        if ((status = new_faiss_index(model->dim, factory, &ix->faiss[t], err)))
             goto fail;
-        }
         ix->tombstoned[t] = strcmp(factory, "Flat") != 0;
     }
     set_search_parameters(ix);
@@ -957,6 +978,9 @@ void mv_index_get_stats(mv_index *ix, mv_index_stats *stats)
         stats->tombstones[t] = faiss_Index_ntotal(ix->faiss[t]) - ix->live[t];
     }
     stats->next_id = ix->next_id;
+    stats->ef_search = ix->ef_search;
+    stats->nprobe = ix->nprobe;
+    stats->refine_k_factor = ix->refine_k_factor;
     pthread_rwlock_unlock(&ix->lock);
 }
 

@@ -103,6 +103,43 @@ static inline int same_hits(const mv_index_hit *a, const int *n_a, const mv_inde
     }
     return 1;
 }
+
+#ifdef MEDVLP_TEST_H
+/* The case every approximate index is held to: this test searches the index for n_queries queries
+ * and counts how many of the exact top k (brute force over base rows with mask[i] != 0, mask NULL =
+ * all) each returned, as the mean recall@k. Every query must return as many hits as exist;
+ * *bad_ids counts hits outside the mask. */
+static inline double index_recall(mv_index *ix, int target, const float *queries, const double *query_unit,
+        int n_queries, const double *base_unit, size_t n_base, int dim, int k, const unsigned char *mask,
+        const mv_index_filter *filter, int *bad_ids)
+{
+    mv_error err = {0};
+    mv_index_hit *hits = malloc(sizeof *hits * (size_t)n_queries * (size_t)k);
+    int *n_hits = malloc(sizeof *n_hits * (size_t)n_queries);
+    int64_t *ids = malloc(sizeof *ids * (size_t)k);
+    double *scores = malloc(sizeof *scores * (size_t)k);
+    if (!hits || !n_hits || !ids || !scores) {
+        fprintf(stderr, "index_recall: out of memory\n");
+        exit(1);
+    }
+    CHECK_INT_EQ(mv_index_search(ix, target, queries, n_queries, k, filter, hits, n_hits, &err), MV_OK);
+    long found_total = 0, expected_total = 0;
+    *bad_ids = 0;
+    for (int q = 0; q < n_queries; q++) {
+        int expected = brute_top_k(base_unit, n_base, dim, query_unit + (size_t)q * dim, k, mask, ids, scores);
+        expected_total += expected;
+        CHECK_INT_EQ(n_hits[q], expected);
+        for (int j = 0; j < n_hits[q]; j++) {
+            int64_t id = hits[q * k + j].id;
+            *bad_ids += id < 0 || (size_t)id >= n_base || (mask && !mask[id]);
+            for (int e = 0; e < expected; e++)
+                found_total += ids[e] == id;
+        }
+    }
+    free(hits), free(n_hits), free(ids), free(scores);
+    return expected_total ? (double)found_total / (double)expected_total : 1.0;
+}
+#endif
 #endif
 
 #endif

@@ -17,29 +17,11 @@ static const mv_index_model model = {"cxr-bert", DIM, ""};
 /* Mean recall@K of the index against exact search over alive rows with keep[] (NULL: all). */
 static double recall(mv_index *ix, const unsigned char *keep, const mv_index_filter *filter, int *bad_ids)
 {
-    mv_error err = {0};
-    static mv_index_hit hits[N_QUERIES * K];
-    int n_hits[N_QUERIES];
-    CHECK_INT_EQ(mv_index_search(ix, MV_INDEX_IMAGES, queries, N_QUERIES, K, filter, hits, n_hits, &err), MV_OK);
     static unsigned char mask[N_BASE];
     for (int i = 0; i < N_BASE; i++)
         mask[i] = alive[i] && (!keep || keep[i]);
-    long found_total = 0, expected_total = 0;
-    *bad_ids = 0;
-    for (int q = 0; q < N_QUERIES; q++) {
-        int64_t ids[K];
-        double scores[K];
-        int expected = brute_top_k(base_unit, N_BASE, DIM, query_unit + q * DIM, K, mask, ids, scores);
-        expected_total += expected;
-        CHECK_INT_EQ(n_hits[q], expected);
-        for (int j = 0; j < n_hits[q]; j++) {
-            int64_t id = hits[q * K + j].id;
-            *bad_ids += id < 0 || id >= N_BASE || !mask[id];
-            for (int e = 0; e < expected; e++)
-                found_total += ids[e] == id;
-        }
-    }
-    return (double)found_total / (double)expected_total;
+    return index_recall(ix, MV_INDEX_IMAGES, queries, query_unit, N_QUERIES, base_unit, N_BASE, DIM, K, mask,
+                        filter, bad_ids);
 }
 
 int main(void)

@@ -46,6 +46,7 @@ same_ranking() { # search output, brute force
         ([$a[0].results[].metadata.source] == [$b[0][].source]) and
         ([range($b[0] | length) as $i | (($a[0].results[$i].score - $b[0][$i].score) | fabs)] | max) < 1e-5'
 }
+not() { ! "$@"; }
 search() { "$medvlp" search -m "$model" "$@" 2>>"$tmp/search_err"; }
 
 # ---- an image folder: good images in subfolders, bad ones among them ----
@@ -192,6 +193,19 @@ for f in HNSW32 IVF2,Flat; do
     search -i "$tmp/f_$f" --text "a frontal chest radiograph" -k 1000 >"$tmp/s_fac.json"
     check "--factory $f: brute-force ranking" same_ranking "$tmp/s_fac.json" "$tmp/bf_text.json"
 done
+# PQ codes re-ranked on the stored vectors: with both lists scanned and every code a candidate
+# (--refine-k-factor), the exact ranking; with k·1 candidates, the top 3 of 2-bit PQ codes re-ranked,
+# not the exact top 3.
+f='IVF2,PQ4x2np,RFlat'
+"$medvlp" index build -m "$model" -o "$tmp/f_pq" --images "$tmp/imgs" --factory "$f" --train-size "$n_good" \
+    >"$tmp/fac.json" 2>/dev/null
+check "--factory $f builds" jq -e --argjson n "$n_good" '.added == $n and .vectors.images == $n' "$tmp/fac.json"
+jq -c '.[:3]' "$tmp/bf_text.json" >"$tmp/bf_top3.json"
+search -i "$tmp/f_pq" --text "a frontal chest radiograph" -k 3 --nprobe 2 --refine-k-factor 10 >"$tmp/s_pq.json"
+check "--factory $f --nprobe 2 --refine-k-factor 10: brute-force top 3" same_ranking "$tmp/s_pq.json" "$tmp/bf_top3.json"
+search -i "$tmp/f_pq" --text "a frontal chest radiograph" -k 3 --nprobe 2 --refine-k-factor 1 >"$tmp/s_pq1.json"
+check "--refine-k-factor 1: the PQ codes' top 3 instead" not same_ranking "$tmp/s_pq1.json" "$tmp/bf_top3.json"
+check "--refine-k-factor 1: still 3 results" jq -e '.results | length == 3' "$tmp/s_pq1.json"
 
 # ---- bad usage and bad input: exit 2 with a message ----
 usage_error "index without subcommand" "$medvlp" index
@@ -216,13 +230,16 @@ usage_error "--embedding of the wrong dimension" "$medvlp" search -m "$model" -i
 usage_error "--embedding not JSON" "$medvlp" search -m "$model" -i "$tmp/idx" --embedding '[1,' --target images
 usage_error "search a folder without an index" "$medvlp" search -m "$model" -i "$tmp/imgs" --text a
 usage_error "search an undecodable image" "$medvlp" search -m "$model" -i "$tmp/idx" --image "$tmp/imgs/c/garbage.png"
+usage_error "search --ef-search 0" "$medvlp" search -m "$model" -i "$tmp/idx" --text a --ef-search 0
+usage_error "search --nprobe abc" "$medvlp" search -m "$model" -i "$tmp/idx" --text a --nprobe abc
+usage_error "search --refine-k-factor 1001" "$medvlp" search -m "$model" -i "$tmp/idx" --text a --refine-k-factor 1001
 usage_error "search with another model" "$medvlp" search -m "$MEDVLP_FIXTURES/models/convirt" -i "$tmp/idx" --text a
 
 # ---- medvlp search == POST /search on the same index (the daemon holds the index lock: CLI first) ----
 search -i "$tmp/pidx" --text "pleural effusion" -k 3 >"$tmp/cli_q1.json"
 search -i "$tmp/pidx" --image "${psrc[1]}" -k 4 >"$tmp/cli_q2.json"
 search -i "$tmp/pidx" --embedding "$(cat "$tmp/q_c")" --target images -k 2 >"$tmp/cli_q3.json"
-"$medvlpd" -m "$model" -i "$tmp/pidx" --listen 127.0.0.1:0 2>"$tmp/dlog" &
+"$medvlpd" -m "$model" -i "$tmp/pidx" --listen 127.0.0.1:0 2>"$tmp/dlog" --nprobe 3 --refine-k-factor 5 &
 pid=$!
 for _ in $(seq 200); do
     grep -q ': ready' "$tmp/dlog" && break
@@ -243,7 +260,16 @@ for q in 1 2 3; do
         "$(sed 's/,"took_ms":[^}]*}$/}/' "$tmp/http_q$q.json")" ]
     check "query $q: results present" jq -e '.results | length > 0' "$tmp/cli_q$q.json"
 done
+curl -s -m 20 "http://127.0.0.1:$port/index" >"$tmp/index_stats.json"
+check "GET /index shows the search settings (flags, defaults)" jq -e \
+    '.search_params == {"ef_search": 128, "nprobe": 3, "refine_k_factor": 5}' "$tmp/index_stats.json"
 kill -TERM "$pid"; wait "$pid"; pid=
+MEDVLP_EF_SEARCH=0 "$medvlpd" -m "$model" -i "$tmp/pidx" --listen 127.0.0.1:0 2>"$tmp/dlog"
+rc=$?
+checks=$((checks + 1))
+if [ "$rc" != 2 ] || ! grep -q 'MEDVLP_EF_SEARCH' "$tmp/dlog"; then
+    failures=$((failures + 1)); echo "FAIL: MEDVLP_EF_SEARCH=0 must stop medvlpd with exit 2" >&2
+fi
 
 echo "$checks checks, $failures failed"
 [ "$failures" = 0 ]
