@@ -5,7 +5,8 @@
  *   bench_search N FACTORY [PARAM=V1,V2,...] [TRAIN] [QUERIES]
  * FACTORY is an index_factory string (inner product, wrapped in IDMap2 as src/index does); PARAM a search parameter swept in order
  * (efSearch, nprobe, k_factor_rf) until recall@10 >= 0.95, the value reported (marked "*"), optionally
- * after fixed settings: "nprobe=64;k_factor_rf=1,2,4".
+ * after fixed settings: "nprobe=64;k_factor_rf=1,2,4"; several such sweeps separated by '|' run one
+ * after the other on the same index: "nprobe=64;k_factor_rf=16,32|nprobe=128;k_factor_rf=16,32".
  *
  * Data: clustered like embeddings (1000 Gaussian centres, points = centre + 0.7 noise, then
  * normalised); queries drawn from the same distribution, not from the base. Exact neighbours come
@@ -87,6 +88,75 @@ static int compare_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+typedef struct search_run {
+    FaissIndex *index;
+    FaissParameterSpace *space;
+    const float *queries;
+    int n_queries;
+    const idx_t *exact;  /* [n_queries, K] true neighbours */
+    float *distances;    /* [n_queries, K] scratch */
+    idx_t *found;        /* [n_queries, K] scratch */
+    double *latency;     /* [n_queries] scratch */
+} search_run;
+
+/* "a=1;b=2;c=V1,V2": every setting before the last ';' is fixed, the last one is swept in order
+ * until recall@10 reaches 0.95 (that row marked "*"). Settings stay in effect for later sweeps. */
+static int sweep_settings(const search_run *run, const char *settings)
+{
+    const char *swept = strrchr(settings, ';');
+    for (const char *fixed = settings; swept && fixed < swept;) {
+        const char *end = strchr(fixed, ';'), *eq = strchr(fixed, '=');
+        char fixed_name[64];
+        if (!eq || eq > end) {
+            fprintf(stderr, "bench_search: '%.*s' is not NAME=VALUE\n", (int)(end - fixed), fixed);
+            return -1;
+        }
+        snprintf(fixed_name, sizeof fixed_name, "%.*s", (int)(eq - fixed), fixed);
+        if (faiss_ParameterSpace_set_index_parameter(run->space, run->index, fixed_name, atof(eq + 1)))
+            die_faiss(fixed_name);
+        printf("  %s=%g (fixed)\n", fixed_name, atof(eq + 1));
+        fixed = end + 1;
+    }
+    const char *sweep = swept ? swept + 1 : settings;
+    char name[64] = "";
+    const char *values = strchr(sweep, '=');
+    if (values)
+        snprintf(name, sizeof name, "%.*s", (int)(values - sweep), sweep), values++;
+    int reported = 0, n_queries = run->n_queries;
+    double *latency = run->latency;
+    for (const char *v = values ? values : "0"; v && *v;) {
+        double value = atof(v);
+        if (name[0] && faiss_ParameterSpace_set_index_parameter(run->space, run->index, name, value))
+            die_faiss(name);
+        /* one warm-up query, then each query alone */
+        faiss_Index_search(run->index, 1, run->queries, K, run->distances, run->found);
+        double t_all = now_s();
+        for (int q = 0; q < n_queries; q++) {
+            double t = now_s();
+            if (faiss_Index_search(run->index, 1, run->queries + (size_t)q * DIM, K, run->distances + (size_t)q * K,
+                                   run->found + (size_t)q * K))
+                die_faiss("search");
+            latency[q] = (now_s() - t) * 1e3;
+        }
+        double seconds = now_s() - t_all;
+        long hits = 0;
+        for (int q = 0; q < n_queries; q++)
+            for (int i = 0; i < K; i++)
+                for (int j = 0; j < K; j++)
+                    hits += run->found[q * K + i] == run->exact[q * K + j];
+        double recall = (double)hits / ((double)n_queries * K);
+        qsort(latency, (size_t)n_queries, sizeof *latency, compare_double);
+        int first_good = !reported && recall >= 0.95;
+        reported |= first_good;
+        printf("  %s=%-6g recall@10=%.4f qps=%.1f p50_ms=%.3f p99_ms=%.3f%s\n", name[0] ? name : "-", value, recall,
+               n_queries / seconds, latency[n_queries / 2], latency[(n_queries * 99) / 100], first_good ? " *" : "");
+        fflush(stdout);
+        v = strchr(v, ',');
+        v = v && !reported ? v + 1 : NULL; /* past the first value reaching the target, only slower */
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -143,56 +213,16 @@ int main(int argc, char **argv)
 
     FaissParameterSpace *space;
     faiss_ParameterSpace_new(&space);
-    /* "a=1;b=2;c=V1,V2": every setting before the last ';' is fixed, the last one is swept. */
-    const char *swept = strrchr(sweep, ';');
-    for (const char *fixed = sweep; swept && fixed < swept;) {
-        const char *end = strchr(fixed, ';'), *eq = strchr(fixed, '=');
-        char fixed_name[64];
-        if (!eq || eq > end) {
-            fprintf(stderr, "bench_search: '%.*s' is not NAME=VALUE\n", (int)(end - fixed), fixed);
+    const search_run run = {index, space, queries, n_queries, exact, distances, found, latency};
+    for (const char *segment = sweep;;) {
+        const char *bar = strchr(segment, '|');
+        char settings[512];
+        snprintf(settings, sizeof settings, "%.*s", bar ? (int)(bar - segment) : (int)strlen(segment), segment);
+        if (sweep_settings(&run, settings))
             return 2;
-        }
-        snprintf(fixed_name, sizeof fixed_name, "%.*s", (int)(eq - fixed), fixed);
-        if (faiss_ParameterSpace_set_index_parameter(space, index, fixed_name, atof(eq + 1)))
-            die_faiss(fixed_name);
-        printf("  %s=%g (fixed)\n", fixed_name, atof(eq + 1));
-        fixed = end + 1;
-    }
-    sweep = swept ? swept + 1 : sweep;
-    char name[64] = "";
-    const char *values = strchr(sweep, '=');
-    if (values)
-        snprintf(name, sizeof name, "%.*s", (int)(values - sweep), sweep), values++;
-    int reported = 0;
-    for (const char *v = values ? values : "0"; v && *v;) {
-        double value = atof(v);
-        if (name[0] && faiss_ParameterSpace_set_index_parameter(space, index, name, value))
-            die_faiss(name);
-        /* one warm-up query, then each query alone */
-        faiss_Index_search(index, 1, queries, K, distances, found);
-        double t_all = now_s();
-        for (int q = 0; q < n_queries; q++) {
-            double t = now_s();
-            if (faiss_Index_search(index, 1, queries + (size_t)q * DIM, K, distances + (size_t)q * K,
-                                   found + (size_t)q * K))
-                die_faiss("search");
-            latency[q] = (now_s() - t) * 1e3;
-        }
-        double seconds = now_s() - t_all;
-        long hits = 0;
-        for (int q = 0; q < n_queries; q++)
-            for (int i = 0; i < K; i++)
-                for (int j = 0; j < K; j++)
-                    hits += found[q * K + i] == exact[q * K + j];
-        double recall = (double)hits / ((double)n_queries * K);
-        qsort(latency, (size_t)n_queries, sizeof *latency, compare_double);
-        int first_good = !reported && recall >= 0.95;
-        reported |= first_good;
-        printf("  %s=%-6g recall@10=%.4f qps=%.1f p50_ms=%.3f p99_ms=%.3f%s\n", name[0] ? name : "-", value, recall,
-               n_queries / seconds, latency[n_queries / 2], latency[(n_queries * 99) / 100], first_good ? " *" : "");
-        fflush(stdout);
-        v = strchr(v, ',');
-        v = v && !reported ? v + 1 : NULL; /* past the first value reaching the target, only slower */
+        if (!bar)
+            break;
+        segment = bar + 1;
     }
     faiss_ParameterSpace_free(space);
     faiss_Index_free(index);
