@@ -70,6 +70,15 @@ static void check_factory(const char *factory)
     CHECK_INT_EQ(ids[N_BASE - 1] - ids[0], N_BASE - 1);
     CHECK_INT_EQ(mv_index_snapshot(ix, &err), MV_OK);
 
+    /* Stored vectors come back from the re-ranking stage: exact (RFlat) or to 8 bits (SQ8). */
+    float stored[DIM];
+    CHECK_INT_EQ(mv_index_get_vector(ix, MV_INDEX_IMAGES, ids[123], stored, &err), MV_OK);
+    double dot = 0;
+    for (int d = 0; d < DIM; d++)
+        dot += stored[d] * base_unit[123 * DIM + d];
+    fprintf(stderr, "%s: stored vector · original = %.6f\n", factory, dot);
+    CHECK(dot > (strstr(factory, "SQ8") ? 0.99 : 0.99999));
+
     /* Every list scanned: the PQ ordering alone (k-factor 1) misses neighbours that re-ranking
      * 16·k candidates on the stored vectors recovers. */
     ix = reopen(ix, dir, N_LISTS, 1);
