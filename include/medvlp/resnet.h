@@ -70,7 +70,6 @@ typedef struct mv_resnet_state {
     float *input;       /* the batch as NHWC */
     float *x, *y;       /* block input / output, swapped after each block */
     float *t1, *t2;     /* inside a block */
-    float *cols;        /* im2col of one image */
 } mv_resnet_state;
 
 int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int width,

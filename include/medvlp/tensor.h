@@ -82,4 +82,36 @@ void mv_packed_weight_free(mv_packed_weight *pw);
 void mv_packed_linear(const float *x, int n_rows, const mv_packed_weight *pw, const float *bias, int accumulate,
                       float *y);
 
+/* --- Added by the fp32 branch ------------------------------------------------------------------- */
+
+/* What a packed GEMM does to each output tile before storing it (while the tile is in cache, in the
+ * GEMM's own threads): y = activation(x·Wᵀ + bias + residual). */
+typedef enum mv_activation { MV_ACT_NONE, MV_ACT_RELU, MV_ACT_GELU } mv_activation;
+
+typedef struct mv_gemm_epilogue {
+    const float *bias;          /* [n], or NULL */
+    const float *residual;      /* [n_rows, n] laid out like y (it may be y itself), or NULL */
+    mv_activation activation;   /* MV_ACT_GELU is mv_gelu_erf_fast's */
+} mv_gemm_epilogue;
+
+/* y[n_rows, n] = epilogue(x[n_rows, k]·Wᵀ) with a packed weight W [n, k]. */
+void mv_packed_gemm(const float *x, int n_rows, const mv_packed_weight *pw, const mv_gemm_epilogue *epilogue,
+                    float *y);
+
+/* The rows of a convolution's im2col matrix, for mv_packed_conv: n_images NHWC images [height,
+ * width, channels]; row (image, oy, ox) holds the kernel × kernel taps (kh, kw) in turn, each the
+ * `channels` floats of input pixel (oy·stride − pad + kh, ox·stride − pad + kw), zero in the padding. */
+typedef struct mv_conv_rows {
+    const float *x;
+    int n_images, height, width, channels;
+    int kernel, stride, pad;
+    int out_h, out_w;           /* (height + 2·pad − kernel) / stride + 1, likewise for width */
+} mv_conv_rows;
+
+/* y[n_images·out_h·out_w, n] = epilogue(im2col(x)·Wᵀ), W [n, kernel·kernel·channels] with columns in
+ * (kh, kw, channel) order. The im2col matrix is never built: blocks of its rows are gathered into a
+ * cache-sized buffer as the GEMM reaches them. Returns 0, or -1 when out of memory. */
+int mv_packed_conv(const mv_conv_rows *conv, const mv_packed_weight *pw, const mv_gemm_epilogue *epilogue,
+                   float *y);
+
 #endif

@@ -191,7 +191,7 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
     /* Walk the network once to size every buffer for the largest map it holds. */
     int h = mv_conv_out_size(height, 7, 2, 3), w = mv_conv_out_size(width, 7, 2, 3);
     size_t act = (size_t)h * w * cfg->stem_channels;            /* stem output lives in y */
-    size_t cols = mv_conv2d_cols_size(&model->stem, height, width), t1 = 0, t2 = 0;
+    size_t t1 = 0, t2 = 0;
     h = mv_conv_out_size(h, 3, 2, 1);
     w = mv_conv_out_size(w, 3, 2, 1);
     const mv_bottleneck *blk = model->blocks;
@@ -202,9 +202,6 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
             act = max_size(act, (size_t)h * w * blk->conv1.in_channels);
             t1 = max_size(t1, (size_t)h * w * blk->conv1.out_channels);
             t2 = max_size(t2, (size_t)oh * ow * blk->conv2.out_channels);
-            cols = max_size(cols, mv_conv2d_cols_size(&blk->conv2, h, w));
-            if (blk->downsample.out_channels)
-                cols = max_size(cols, mv_conv2d_cols_size(&blk->downsample, h, w));
             h = oh;
             w = ow;
             act = max_size(act, (size_t)h * w * blk->conv3.out_channels);
@@ -227,9 +224,7 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
     st->y = malloc(n * act * sizeof(float));
     st->t1 = malloc(n * t1 * sizeof(float));
     st->t2 = malloc(n * t2 * sizeof(float));
-    st->cols = malloc(max_size(cols, 1) * sizeof(float));
-    if (!st->layer3 || !st->layer4 || !st->pooled || !st->input || !st->x || !st->y || !st->t1 || !st->t2 ||
-        !st->cols) {
+    if (!st->layer3 || !st->layer4 || !st->pooled || !st->input || !st->x || !st->y || !st->t1 || !st->t2) {
         mv_resnet_state_free(st);
         return mv_fail(err, MV_ENOMEM, "resnet: out of memory for a batch of %d images of %dx%d", max_images,
                        height, width);
@@ -250,34 +245,31 @@ void mv_resnet_state_free(mv_resnet_state *st)
     free(st->y);
     free(st->t1);
     free(st->t2);
-    free(st->cols);
     free(st);
 }
 
 /* --- Forward ----------------------------------------------------------------------------------- */
 
-/* out = ReLU(conv3(ReLU(conv2(ReLU(conv1(x))))) + shortcut(x)); *h, *w become the output size. */
-static void bottleneck_forward(const mv_bottleneck *blk, const float *x, int n_images, int *h, int *w,
-                               mv_resnet_state *st, float *out)
+/* out = ReLU(conv3(ReLU(conv2(ReLU(conv1(x))))) + shortcut(x)); *h, *w become the output size. Each
+ * ReLU and the residual add happen in the convolution's own store (mv_conv2d_forward); the identity
+ * shortcut is read from x in place. */
+static int bottleneck_forward(const mv_bottleneck *blk, const float *x, int n_images, int *h, int *w,
+                              mv_resnet_state *st, float *out, mv_error *err)
 {
     int in_h = *h, in_w = *w;
     int out_h = mv_conv_out_size(in_h, 3, blk->conv2.stride, 1);
     int out_w = mv_conv_out_size(in_w, 3, blk->conv2.stride, 1);
-    size_t in_pixels = (size_t)n_images * in_h * in_w, out_pixels = (size_t)n_images * out_h * out_w;
-
-    mv_conv2d_forward(&blk->conv1, x, n_images, in_h, in_w, st->cols, st->t1, 0);
-    mv_relu(st->t1, in_pixels * blk->conv1.out_channels);
-    mv_conv2d_forward(&blk->conv2, st->t1, n_images, in_h, in_w, st->cols, st->t2, 0);
-    mv_relu(st->t2, out_pixels * blk->conv2.out_channels);
-
-    if (blk->downsample.out_channels)
-        mv_conv2d_forward(&blk->downsample, x, n_images, in_h, in_w, st->cols, out, 0);
-    else
-        memcpy(out, x, in_pixels * blk->conv1.in_channels * sizeof(float));
-    mv_conv2d_forward(&blk->conv3, st->t2, n_images, out_h, out_w, st->cols, out, 1);
-    mv_relu(out, out_pixels * blk->conv3.out_channels);
+    const float *shortcut = blk->downsample.out_channels ? out : x;
+    int rc = mv_conv2d_forward(&blk->conv1, x, n_images, in_h, in_w, NULL, 1, st->t1, err);
+    if (!rc)
+        rc = mv_conv2d_forward(&blk->conv2, st->t1, n_images, in_h, in_w, NULL, 1, st->t2, err);
+    if (!rc && blk->downsample.out_channels)
+        rc = mv_conv2d_forward(&blk->downsample, x, n_images, in_h, in_w, NULL, 0, out, err);
+    if (!rc)
+        rc = mv_conv2d_forward(&blk->conv3, st->t2, n_images, out_h, out_w, shortcut, 1, out, err);
     *h = out_h;
     *w = out_w;
+    return rc;
 }
 
 int mv_resnet_forward(const mv_resnet *model, mv_resnet_state *st, const float *images, int n_images,
@@ -294,8 +286,9 @@ int mv_resnet_forward(const mv_resnet *model, mv_resnet_state *st, const float *
 
     /* stem: conv 7×7/2 (+BN) → ReLU → max-pool 3×3/2 */
     int h = mv_conv_out_size(st->height, 7, 2, 3), w = mv_conv_out_size(st->width, 7, 2, 3);
-    mv_conv2d_forward(&model->stem, st->input, n_images, st->height, st->width, st->cols, st->y, 0);
-    mv_relu(st->y, (size_t)n_images * h * w * cfg->stem_channels);
+    int rc = mv_conv2d_forward(&model->stem, st->input, n_images, st->height, st->width, NULL, 1, st->y, err);
+    if (rc)
+        return rc;
     mv_maxpool_hwc(st->y, n_images, h, w, cfg->stem_channels, 3, 2, 1, st->x);
     h = mv_conv_out_size(h, 3, 2, 1);
     w = mv_conv_out_size(w, 3, 2, 1);
@@ -303,7 +296,8 @@ int mv_resnet_forward(const mv_resnet *model, mv_resnet_state *st, const float *
     const mv_bottleneck *blk = model->blocks;
     for (int s = 0; s < MV_RESNET_STAGES; s++) {
         for (int b = 0; b < cfg->blocks[s]; b++, blk++) {
-            bottleneck_forward(blk, st->x, n_images, &h, &w, st, st->y);
+            if ((rc = bottleneck_forward(blk, st->x, n_images, &h, &w, st, st->y, err)))
+                return rc;
             float *swap = st->x;
             st->x = st->y;
             st->y = swap;
