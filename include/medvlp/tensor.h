@@ -114,4 +114,15 @@ typedef struct mv_conv_rows {
 int mv_packed_conv(const mv_conv_rows *conv, const mv_packed_weight *pw, const mv_gemm_epilogue *epilogue,
                    float *y);
 
+/* Scratch floats mv_attention needs for a sequence of n_tokens. */
+size_t mv_attention_scratch_floats(int n_tokens, int n_heads, int head_dim);
+
+/* Multi-head self-attention of one sequence: for each head h, the columns [h·head_dim, (h+1)·head_dim)
+ * of out [n_tokens, ldo] get softmax(q_h·k_hᵀ/√head_dim)·v_h, where q_h, k_h, v_h are those columns of
+ * q, k, v (rows ld apart; they may be slices of one fused qkv matrix). Heads run in parallel, each
+ * fused (scores of a few query rows at a time, never the whole [tokens, tokens] matrix). scratch:
+ * mv_attention_scratch_floats, 64-byte aligned (aligned_alloc). */
+void mv_attention(const float *q, const float *k, const float *v, int ld, int n_tokens, int n_heads, int head_dim,
+                  float *out, int ldo, float *scratch);
+
 #endif

@@ -15,18 +15,18 @@
  * AVX-512, and products of many rows with a large weight, use cblas_sgemm on the original weights,
  * which the packed weight keeps a pointer to. */
 #include "medvlp/tensor.h"
+#include "packed_kernel.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef HAVE_AVX512_KERNEL
 #include <immintrin.h>
-#define HAVE_AVX512_KERNEL 1
 #endif
 
-enum { NR = 32, MR = 8, KC = 256, MC = 256 };
+enum { NR = MV_KERNEL_NR, MR = MV_KERNEL_MR, KC = 256, MC = 256 };
 
 /* A work item covers at most this many panels, so its y tiles (MC × 512 floats) stay in L2 across
  * the K blocks. */
@@ -79,6 +79,11 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
     return 0;
 }
 
+int mv_kernel_available(void)
+{
+    return use_packed_kernel();
+}
+
 void mv_packed_weight_free(mv_packed_weight *pw)
 {
     free(pw->packed);
@@ -86,12 +91,10 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 }
 
 #ifdef HAVE_AVX512_KERNEL
-/* y[rows, cols] = a[rows, kc] (rows lda apart) · panel block, rows <= MR, cols <= NR, y rows ldy apart.
- * The accumulators start from `start` (a tile laid out like y: y itself on later K blocks, the
- * residual on the first) or zero, plus `bias` when given; `relu` clamps them at zero when storing. */
+/* See packed_kernel.h. */
 __attribute__((target("avx512f")))
-static void kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
-                        const float *bias, int cols, int relu, float *y, size_t ldy)
+void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
+                    const float *bias, int cols, int relu, float *y, size_t ldy)
 {
     __mmask16 lo = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
     __mmask16 hi = (__mmask16)(cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (1u << (cols - 16)) - 1);
@@ -221,9 +224,9 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
                 int rows = m1 - r0 < MR ? m1 - r0 : MR;
                 size_t at = (size_t)r0 * n + (size_t)p * NR;
                 const float *start = k0 ? c->y + at : ep->residual ? ep->residual + at : NULL;
-                kernel_8x32(a + (size_t)(r0 - m0) * lda, lda, rows, panel, kc, start,
-                            k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
-                            last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n);
+                mv_kernel_8x32(a + (size_t)(r0 - m0) * lda, lda, rows, panel, kc, start,
+                               k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
+                               last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n);
                 if (last && ep->activation == MV_ACT_GELU)
                     for (int r = 0; r < rows; r++)
                         mv_gelu_erf_fast(c->y + at + (size_t)r * n, (size_t)cols);
