@@ -44,94 +44,116 @@ static void compare(const float *y, const double *expect, size_t count, int k, c
     CHECK_MSG(worst <= bound, "%s: max relative |d| %g > %g", what, worst, bound);
 }
 
+/* Inputs, output and reference of one check; residual_mode 0: none, 1: a separate tensor, 2: y
+ * itself (accumulate). */
+typedef struct operands {
+    float *x, *w, *bias, *residual, *y;
+    double *expect;
+    size_t count;
+    int n, k, packed, residual_mode;
+    mv_packed_weight pw;
+} operands;
+
+static void operands_init(operands *o, size_t x_floats, int n, int k, size_t rows, int packed, int residual_mode,
+                          unsigned *seed)
+{
+    *o = (operands){.count = rows * n, .n = n, .k = k, .packed = packed, .residual_mode = residual_mode};
+    o->x = random_floats(x_floats, seed);
+    o->w = random_floats((size_t)n * k, seed);
+    o->bias = random_floats((size_t)n, seed);
+    o->residual = random_floats(o->count, seed);
+    o->y = malloc(o->count * sizeof *o->y);
+    o->expect = malloc(o->count * sizeof *o->expect);
+    for (size_t i = 0; i < o->count; i++)
+        o->y[i] = residual_mode == 2 ? o->residual[i] : 7.0f; /* 7: must be overwritten */
+    /* Without a packed copy the weight takes the cblas path, as on CPUs without AVX-512. */
+    o->pw = (mv_packed_weight){.weight = o->w, .n = n, .k = k};
+    if (packed)
+        CHECK(mv_packed_weight_init(&o->pw, o->w, n, k) == 0);
+}
+
+static mv_gemm_epilogue operands_epilogue(const operands *o, mv_activation act)
+{
+    return (mv_gemm_epilogue){o->bias, o->residual_mode == 1 ? o->residual : o->residual_mode == 2 ? o->y : NULL,
+                              act};
+}
+
+/* expect[at] from the exact sum of output column `col`. */
+static void operands_expect(operands *o, size_t at, int col, double sum, mv_activation act)
+{
+    o->expect[at] = finish(sum, col, o->bias, o->residual_mode ? o->residual : NULL, at, act);
+}
+
+static void operands_check_and_free(operands *o, const char *what)
+{
+    compare(o->y, o->expect, o->count, o->k, what);
+    if (o->packed)
+        mv_packed_weight_free(&o->pw);
+    free(o->x);
+    free(o->w);
+    free(o->bias);
+    free(o->residual);
+    free(o->y);
+    free(o->expect);
+}
+
 typedef struct conv_case {
     int n_images, height, width, channels, kernel, stride, pad, out_channels;
 } conv_case;
 
-/* residual_mode: 0 none, 1 a separate tensor, 2 y itself (accumulate). */
 static void check_conv(const conv_case *t, int packed, int residual_mode, mv_activation act, unsigned *seed)
 {
     int out_h = (t->height + 2 * t->pad - t->kernel) / t->stride + 1;
     int out_w = (t->width + 2 * t->pad - t->kernel) / t->stride + 1;
     int k = t->kernel * t->kernel * t->channels, n = t->out_channels;
-    size_t rows = (size_t)t->n_images * out_h * out_w, count = rows * n;
-    float *x = random_floats((size_t)t->n_images * t->height * t->width * t->channels, seed);
-    float *w = random_floats((size_t)n * k, seed), *bias = random_floats((size_t)n, seed);
-    float *residual = random_floats(count, seed), *y = malloc(count * sizeof *y);
-    double *expect = malloc(count * sizeof *expect);
-    for (size_t i = 0; i < count; i++)
-        y[i] = residual_mode == 2 ? residual[i] : 7.0f; /* 7: must be overwritten */
+    size_t rows = (size_t)t->n_images * out_h * out_w;
+    operands o;
+    operands_init(&o, (size_t)t->n_images * t->height * t->width * t->channels, n, k, rows, packed, residual_mode,
+                  seed);
     for (size_t r = 0; r < rows; r++) {
         int image = (int)(r / ((size_t)out_h * out_w)), oy = (int)(r / out_w % out_h), ox = (int)(r % out_w);
-        for (int o = 0; o < n; o++) {
+        for (int c = 0; c < n; c++) {
             double sum = 0.0;
             for (int kh = 0; kh < t->kernel; kh++)
                 for (int kw = 0; kw < t->kernel; kw++) {
                     int iy = oy * t->stride - t->pad + kh, ix = ox * t->stride - t->pad + kw;
                     if (iy < 0 || iy >= t->height || ix < 0 || ix >= t->width)
                         continue;
-                    const float *in = x + (((size_t)image * t->height + iy) * t->width + ix) * t->channels;
-                    const float *wt = w + (size_t)o * k + ((size_t)kh * t->kernel + kw) * t->channels;
-                    for (int c = 0; c < t->channels; c++)
-                        sum += (double)in[c] * wt[c];
+                    const float *in = o.x + (((size_t)image * t->height + iy) * t->width + ix) * t->channels;
+                    const float *wt = o.w + (size_t)c * k + ((size_t)kh * t->kernel + kw) * t->channels;
+                    for (int i = 0; i < t->channels; i++)
+                        sum += (double)in[i] * wt[i];
                 }
-            expect[r * n + o] = finish(sum, o, bias, residual_mode ? residual : NULL, r * n + o, act);
+            operands_expect(&o, r * n + c, c, sum, act);
         }
     }
-    mv_packed_weight pw = {.weight = w, .n = n, .k = k};
-    if (packed)
-        CHECK(mv_packed_weight_init(&pw, w, n, k) == 0);
-    mv_conv_rows conv = {x, t->n_images, t->height, t->width, t->channels, t->kernel, t->stride, t->pad, out_h, out_w};
-    mv_gemm_epilogue ep = {bias, residual_mode == 1 ? residual : residual_mode == 2 ? y : NULL, act};
-    CHECK(mv_packed_conv(&conv, &pw, &ep, y) == 0);
+    mv_conv_rows conv = {o.x, t->n_images, t->height, t->width, t->channels, t->kernel, t->stride, t->pad, out_h, out_w};
+    mv_gemm_epilogue ep = operands_epilogue(&o, act);
+    CHECK(mv_packed_conv(&conv, &o.pw, &ep, o.y) == 0);
     char what[160];
     snprintf(what, sizeof what, "conv %d×%dx%dx%d k%d s%d p%d → %d, packed %d, residual %d, act %d", t->n_images,
              t->height, t->width, t->channels, t->kernel, t->stride, t->pad, n, packed, residual_mode, (int)act);
-    compare(y, expect, count, k, what);
-    if (packed)
-        mv_packed_weight_free(&pw);
-    free(x);
-    free(w);
-    free(bias);
-    free(residual);
-    free(y);
-    free(expect);
+    operands_check_and_free(&o, what);
 }
 
 /* mv_packed_gemm with each epilogue (mv_packed_linear's bias/accumulate cases are test_packed_gemm's). */
 static void check_gemm(int m, int n, int k, int packed, int residual_mode, mv_activation act, unsigned *seed)
 {
-    size_t count = (size_t)m * n;
-    float *x = random_floats((size_t)m * k, seed), *w = random_floats((size_t)n * k, seed);
-    float *bias = random_floats((size_t)n, seed), *residual = random_floats(count, seed);
-    float *y = malloc(count * sizeof *y);
-    double *expect = malloc(count * sizeof *expect);
-    for (size_t i = 0; i < count; i++)
-        y[i] = residual_mode == 2 ? residual[i] : 7.0f;
+    operands o;
+    operands_init(&o, (size_t)m * k, n, k, (size_t)m, packed, residual_mode, seed);
     for (int r = 0; r < m; r++)
-        for (int o = 0; o < n; o++) {
+        for (int c = 0; c < n; c++) {
             double sum = 0.0;
             for (int i = 0; i < k; i++)
-                sum += (double)x[(size_t)r * k + i] * w[(size_t)o * k + i];
-            expect[(size_t)r * n + o] = finish(sum, o, bias, residual_mode ? residual : NULL, (size_t)r * n + o, act);
+                sum += (double)o.x[(size_t)r * k + i] * o.w[(size_t)c * k + i];
+            operands_expect(&o, (size_t)r * n + c, c, sum, act);
         }
-    mv_packed_weight pw = {.weight = w, .n = n, .k = k};
-    if (packed)
-        CHECK(mv_packed_weight_init(&pw, w, n, k) == 0);
-    mv_gemm_epilogue ep = {bias, residual_mode == 1 ? residual : residual_mode == 2 ? y : NULL, act};
-    mv_packed_gemm(x, m, &pw, &ep, y);
+    mv_gemm_epilogue ep = operands_epilogue(&o, act);
+    mv_packed_gemm(o.x, m, &o.pw, &ep, o.y);
     char what[128];
     snprintf(what, sizeof what, "gemm %dx%dx%d, packed %d, residual %d, act %d", m, n, k, packed, residual_mode,
              (int)act);
-    compare(y, expect, count, k, what);
-    if (packed)
-        mv_packed_weight_free(&pw);
-    free(x);
-    free(w);
-    free(bias);
-    free(residual);
-    free(y);
-    free(expect);
+    operands_check_and_free(&o, what);
 }
 
 int main(void)
