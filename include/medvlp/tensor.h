@@ -43,7 +43,8 @@ int mv_get_threads(void);
  * Call first thing in main(): if OPENBLAS_CORETYPE is unset and the chosen core is weaker than what
  * cpuid reports (AVX-512 → SkylakeX, AVX2+FMA → Haswell), it sets the variable and re-executes the
  * program once (the choice is only read at library load). It also defaults OMP_WAIT_POLICY to
- * passive (read at libgomp load too) so idle OpenMP threads do not spin against BLAS threads.
+ * passive (read at libgomp load too) so idle OpenMP threads do not spin against BLAS threads, and
+ * OPENBLAS_THREAD_TIMEOUT to its minimum so idle BLAS threads do not spin against OpenMP threads.
  * Returns normally when nothing needed changing. */
 void mv_blas_select_kernels(char **argv);
 const char *mv_blas_core_name(void);
