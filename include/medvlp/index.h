@@ -42,7 +42,7 @@ typedef struct mv_index_options {
     /* Search-time settings (not stored in the index; each opener chooses): */
     int ef_search;       /* HNSW efSearch (0: 128); ignored by non-HNSW indexes */
     int nprobe;          /* IVF nprobe (0: 16); ignored by non-IVF indexes */
-    int refine_k_factor; /* ",RFlat"/",Refine(...)" factories re-rank k·this candidates (0: 8) */
+    int refine_k_factor; /* ",RFlat"/",Refine(...)" factories re-rank k·this candidates (0: 64) */
     /* A snapshot is taken inside an add/delete once the journal exceeds this many bytes
      * (0: 256 MiB; negative: never, call mv_index_snapshot). */
     long long snapshot_journal_bytes;

@@ -205,7 +205,7 @@ static void search_usage(FILE *out)
                  "it is required with --embedding (a JSON array of the model's dimension).\n"
                  "Approximate indexes trade recall for speed with the same settings as medvlpd: --ef-search\n"
                  "(HNSW, default 128), --nprobe (IVF, default 16), --refine-k-factor (',RFlat' and\n"
-                 "',Refine(...)' factories, default 8).\n");
+                 "',Refine(...)' factories, default 64).\n");
 }
 
 static double now_ms(void)

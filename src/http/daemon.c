@@ -47,7 +47,7 @@ static const struct flag {
     {"index", 'i', STRING, 0, 0, "DIR     index directory (enables /search and /index)"},
     {"ef-search", 0, INT, 1, 100000, "N  HNSW indexes: candidates explored per query (default 128)"},
     {"nprobe", 0, INT, 1, 1000000, "N  IVF indexes: inverted lists scanned per query (default 16)"},
-    {"refine-k-factor", 0, INT, 1, 1000, "N  ',RFlat'/',Refine(...)' indexes: k*N candidates re-ranked (default 8)"},
+    {"refine-k-factor", 0, INT, 1, 1000, "N  ',RFlat'/',Refine(...)' indexes: k*N candidates re-ranked (default 64)"},
     {"listen", 0, STRING, 0, 0, "HOST:PORT  address to serve (default 127.0.0.1:8080; port 0 = any free)"},
     {"threads", 0, INT, 0, 1024, "N     compute threads for the model (default: all cores)"},
     {"max-batch", 0, INT, 1, 4096, "N   items per batched encoder call (default 32)"},
