@@ -11,8 +11,10 @@
  * KC so a panel's block (32 KiB) stays in L1 while the row blocks of x pass over it, rows in blocks of
  * MC so those x rows stay in L2 across panels. Panels are
  * shared among OpenMP threads (mv_get_threads()). CPUs without AVX-512, and calls with many rows,
- * use cblas_sgemm on the original weights, which the packed weight keeps a pointer to. */
+ * use cblas_sgemm on the original weights, which the packed weight keeps a pointer to.
+ * The int8 format (MV_QUANT_INT8) has its own panels and kernels in gemm_int8.c; this file chooses. */
 #include "medvlp/tensor.h"
+#include "tensor/gemm_int8.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -39,9 +41,38 @@ static int use_packed_kernel(void)
 #endif
 }
 
-int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features)
+static const char *const quant_names[] = {[MV_QUANT_NONE] = "none", [MV_QUANT_INT8] = "int8"};
+
+const char *mv_quant_name(mv_quant quant)
 {
-    *pw = (mv_packed_weight){.weight = weight, .n = out_features, .k = in_features};
+    return quant_names[quant];
+}
+
+int mv_quant_parse(const char *name, mv_quant *out)
+{
+    for (size_t i = 0; i < sizeof quant_names / sizeof *quant_names; i++)
+        if (!strcmp(name, quant_names[i])) {
+            *out = (mv_quant)i;
+            return 0;
+        }
+    return -1;
+}
+
+int mv_quant_supported(mv_quant quant)
+{
+    return quant != MV_QUANT_INT8 || mv_int8_best_isa() != MV_INT8_UNSUPPORTED;
+}
+
+int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features,
+                          mv_quant quant)
+{
+    *pw = (mv_packed_weight){.weight = weight, .quant = quant, .n = out_features, .k = in_features};
+    if (quant == MV_QUANT_INT8) {
+        if (!mv_quant_supported(quant))
+            return -1;
+        pw->int8 = mv_int8_weight_new(weight, out_features, in_features);
+        return pw->int8 ? 0 : -1;
+    }
     if (!use_packed_kernel())
         return 0;
     int panels = (out_features + NR - 1) / NR;
@@ -65,6 +96,8 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 {
     free(pw->packed);
     pw->packed = NULL;
+    mv_int8_weight_free(pw->int8);
+    pw->int8 = NULL;
 }
 
 #ifdef HAVE_AVX512_KERNEL
@@ -138,6 +171,10 @@ static void packed_linear(const float *x, int n_rows, const mv_packed_weight *pw
 void mv_packed_linear(const float *x, int n_rows, const mv_packed_weight *pw, const float *bias, int accumulate,
                       float *y)
 {
+    if (pw->int8) {
+        mv_int8_linear(mv_int8_best_isa(), x, n_rows, pw->int8, bias, accumulate, y);
+        return;
+    }
 #ifdef HAVE_AVX512_KERNEL
     if (pw->packed && n_rows <= PACKED_MAX_ROWS) {
         packed_linear(x, n_rows, pw, bias, accumulate, y);
