@@ -1,10 +1,11 @@
 /* gemm_int8.c — int8 weights, per-row dynamically quantised uint8 activations, int32 sums
  * (src/tensor/gemm_int8.h): the MV_QUANT_INT8 format of mv_packed_weight.
  *
- * Two micro-kernels compute the same integer sums over the same panels: vpdpbusd on CPUs with
+ * Two micro-kernels compute the integer sums over the same panel layout: vpdpbusd on CPUs with
  * AVX512-VNNI (u8×s8 products summed in fours straight into int32), and vpmaddubsw + vpmaddwd on
- * AVX2-only CPUs. Everything around them (quantisation, the float epilogue) is shared code, so the two
- * give bit-identical outputs and an embedding does not depend on which CPU computed it.
+ * AVX2-only CPUs. Everything around them (quantisation, the float epilogue) is shared code; on the same
+ * quantised weights both give bit-identical outputs, but the AVX2 kernel needs 7-bit weights (below),
+ * so an int8 embedding computed on an AVX2-only CPU differs slightly (int8-level) from a VNNI one.
  *
  * Blocking: the rows of x are quantised a block at a time into a buffer on the stack (ROW_BUFFER
  * bytes, so it stays in L2 while every panel passes over it); panels are shared among OpenMP threads;
@@ -23,12 +24,20 @@ enum { NR = MV_INT8_NR, MR = MV_INT8_MR };
 /* vpmaddubsw adds two u8×s8 products into a SATURATING int16: with 8-bit weights, 255·127·2 = 64770
  * overflows int16 and the AVX2 sums would silently differ from the true ones. Weights in
  * [-63, 63] keep every pair within 255·63·2 = 32130 < 32767, so the AVX2 kernel is exact (the same
- * choice as ONNX Runtime's reduce_range for u8s8 on CPUs without VNNI). Activations keep all 8
- * bits: per-token ranges vary most, and VNNI uses the same 7-bit weights so both kernels agree. */
-#define INT8_WEIGHT_MAX 63
+ * choice as ONNX Runtime's reduce_range for u8s8 on CPUs without VNNI). Activations keep all 8 bits:
+ * measured on BERT-base, 7-bit activations with 8-bit weights lose more than 8-bit activations with
+ * 7-bit weights. vpdpbusd sums into int32 and takes full 8-bit weights, which halves the embedding
+ * error (1 − cos to fp32 ≈ 2e-4 instead of 4e-4 on the benchmark's BERT-base). */
+static int weight_max(mv_int8_isa isa)
+{
+    return isa == MV_INT8_AVX512_VNNI ? 127 : 63;
+}
 
 /* Quantised activation rows held at once; 128 KiB leaves most of a 1-2 MiB L2 to the panels. */
 enum { ROW_BUFFER = 128 * 1024, MAX_BLOCK_ROWS = 512 };
+
+/* Below this many multiply-adds per row block, waking a thread team costs more than it saves. */
+#define PARALLEL_MIN_MACS (1 << 20)
 
 mv_int8_isa mv_int8_best_isa(void)
 {
@@ -40,7 +49,7 @@ mv_int8_isa mv_int8_best_isa(void)
     return MV_INT8_UNSUPPORTED;
 }
 
-mv_int8_weight *mv_int8_weight_new(const float *weight, int n, int k)
+mv_int8_weight *mv_int8_weight_new(const float *weight, int n, int k, mv_int8_isa isa)
 {
     const int k4 = (k + 3) & ~3, panels = (n + NR - 1) / NR;
     if ((size_t)k4 * MR > ROW_BUFFER) /* a tile's rows must fit the activation buffer */
@@ -48,7 +57,8 @@ mv_int8_weight *mv_int8_weight_new(const float *weight, int n, int k)
     mv_int8_weight *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    *w = (mv_int8_weight){.n = n, .k = k, .k4 = k4};
+    *w = (mv_int8_weight){.isa = isa, .n = n, .k = k, .k4 = k4};
+    const float q_max = (float)weight_max(isa);
     w->panels = aligned_alloc(64, (size_t)panels * NR * k4);
     w->scales = calloc((size_t)panels * NR, sizeof *w->scales);
     w->col_sums = calloc((size_t)panels * NR, sizeof *w->col_sums);
@@ -63,17 +73,17 @@ mv_int8_weight *mv_int8_weight_new(const float *weight, int n, int k)
         float amax = 0.0f;
         for (int kk = 0; kk < k; kk++)
             amax = fabsf(src[kk]) > amax ? fabsf(src[kk]) : amax;
-        const float inv = amax > 0.0f ? INT8_WEIGHT_MAX / amax : 0.0f;
+        const float inv = amax > 0.0f ? q_max / amax : 0.0f;
         int8_t *panel = w->panels + (size_t)(row / NR) * NR * k4;
         const int j = row % NR;
         int32_t sum = 0;
         for (int kk = 0; kk < k; kk++) {
             float q = rintf(src[kk] * inv);
-            q = q > INT8_WEIGHT_MAX ? INT8_WEIGHT_MAX : q < -INT8_WEIGHT_MAX ? -INT8_WEIGHT_MAX : q;
+            q = q > q_max ? q_max : q < -q_max ? -q_max : q;
             panel[(size_t)(kk / 4) * NR * 4 + j * 4 + kk % 4] = (int8_t)q;
             sum += (int32_t)q;
         }
-        w->scales[row] = amax / INT8_WEIGHT_MAX;
+        w->scales[row] = amax / q_max;
         w->col_sums[row] = sum;
     }
     return w;
@@ -185,7 +195,7 @@ static void kernel_vnni(const uint8_t *a, size_t ldx, int rows, const int8_t *pa
 }
 
 /* 16 ymm registers: 4 rows × 16 channels at a time (8 accumulators, 2 panel vectors, the broadcast,
- * the ones and products). vpmaddubsw sums pairs to int16 (exact, see INT8_WEIGHT_MAX), vpmaddwd with
+ * the ones and products). vpmaddubsw sums pairs to int16 (exact for weights of weight_max(AVX2)), vpmaddwd with
  * ones sums those pairs to int32. */
 __attribute__((target("avx2")))
 static void kernel_avx2(const uint8_t *a, size_t ldx, int rows, const int8_t *panel, int k4, int32_t *tile)
@@ -241,8 +251,7 @@ static void store_tile(const int32_t *tile, int rows, int cols, const float *x_s
     }
 }
 
-void mv_int8_linear(mv_int8_isa isa, const float *x, int rows, const mv_int8_weight *w, const float *bias,
-                    int accumulate, float *y)
+void mv_int8_linear(const float *x, int rows, const mv_int8_weight *w, const float *bias, int accumulate, float *y)
 {
     const int n = w->n, k = w->k, k4 = w->k4, panels = (n + NR - 1) / NR;
     int block = ROW_BUFFER / k4 / MR * MR;
@@ -252,7 +261,8 @@ void mv_int8_linear(mv_int8_isa isa, const float *x, int rows, const mv_int8_wei
     int32_t x_zero[MAX_BLOCK_ROWS];
     for (int m0 = 0; m0 < rows; m0 += block) {
         const int mb = rows - m0 < block ? rows - m0 : block;
-#pragma omp parallel num_threads(mv_get_threads())
+        const int parallel = (size_t)mb * panels * NR * k4 >= PARALLEL_MIN_MACS;
+#pragma omp parallel num_threads(mv_get_threads()) if (parallel)
         {
 #pragma omp for schedule(static)
             for (int r = 0; r < mb; r++)
@@ -264,7 +274,7 @@ void mv_int8_linear(mv_int8_isa isa, const float *x, int rows, const mv_int8_wei
                 const int cols = n - p * NR < NR ? n - p * NR : NR;
                 for (int r0 = 0; r0 < mb; r0 += MR) {
                     const int tile_rows = mb - r0 < MR ? mb - r0 : MR;
-                    mv_int8_kernel(isa, a + (size_t)r0 * k4, (size_t)k4, tile_rows, panel, k4, tile);
+                    mv_int8_kernel(w->isa, a + (size_t)r0 * k4, (size_t)k4, tile_rows, panel, k4, tile);
                     store_tile(tile, tile_rows, cols, x_scale + r0, x_zero + r0, w->scales + p * NR,
                                w->col_sums + p * NR, bias ? bias + p * NR : NULL, accumulate,
                                y + (size_t)(m0 + r0) * n + (size_t)p * NR, (size_t)n);

@@ -1,9 +1,9 @@
 /* gemm_int8.h — the int8 Linear behind mv_packed_weight's MV_QUANT_INT8 format (internal to
  * src/tensor/; tests reach it to run each kernel variant explicitly).
  *
- * Weights: symmetric per output channel, w ≈ scale[n]·q[n,k] with q in [-63, 63] (7 bits, see
- * INT8_WEIGHT_MAX in gemm_int8.c for why not 127). Activations: asymmetric per row (one token, one
- * image position), quantised on every call: x ≈ x_scale·(a − x_zero) with a in [0, 255]. Then
+ * Weights: symmetric per output channel, w ≈ scale[n]·q[n,k] with q in [-127, 127] for the VNNI kernel
+ * and [-63, 63] for the AVX2 one (see gemm_int8.c for why). Activations: asymmetric per row (one token,
+ * one image position), quantised on every call: x ≈ x_scale·(a − x_zero) with a in [0, 255]. Then
  *   y[m,n] = x_scale[m]·scale[n]·(Σ_k a[m,k]·q[n,k] − x_zero[m]·Σ_k q[n,k]) + bias[n],
  * where the integer sum is exact in int32 and only the last line is float. */
 #ifndef MEDVLP_TENSOR_GEMM_INT8_H
@@ -14,7 +14,7 @@
 
 enum { MV_INT8_NR = 32, MV_INT8_MR = 8 };
 
-/* Which micro-kernel computes the integer sums; both give identical results. */
+/* Which micro-kernel computes the integer sums (and so how finely the weights are quantised). */
 typedef enum mv_int8_isa {
     MV_INT8_UNSUPPORTED, /* no AVX2: the int8 format is refused at load */
     MV_INT8_AVX2,        /* vpmaddubsw + vpmaddwd (the reference machine) */
@@ -29,14 +29,16 @@ mv_int8_isa mv_int8_best_isa(void);
  * (128 bytes), which is one vpdpbusd operand per 16 channels. k is zero-padded to k4 (a multiple of 4),
  * n to whole panels (zero weights and scales). */
 typedef struct mv_int8_weight {
+    mv_int8_isa isa;     /* the kernel the weights were quantised for */
     int n, k, k4;
     int8_t *panels;      /* [panels][k4 / 4][NR][4] */
     float *scales;       /* [panels·NR] */
     int32_t *col_sums;   /* [panels·NR]: Σ_k q[n,k], for the activations' zero point */
 } mv_int8_weight;
 
-/* Returns NULL when out of memory. */
-mv_int8_weight *mv_int8_weight_new(const float *weight, int n, int k);
+/* Quantises weight [n, k] for isa's kernel (MV_INT8_AVX2 or MV_INT8_AVX512_VNNI, which this CPU must
+ * run). Returns NULL when out of memory or k > 16384 (the activation buffer's limit). */
+mv_int8_weight *mv_int8_weight_new(const float *weight, int n, int k, mv_int8_isa isa);
 void mv_int8_weight_free(mv_int8_weight *w);
 
 /* a[rows, k4] (zero-padded past k) with per-row scale and zero point from x[rows, k]. */
@@ -48,9 +50,9 @@ void mv_int8_quantize_rows(const float *x, int rows, int k, int k4, uint8_t *a, 
 void mv_int8_kernel(mv_int8_isa isa, const uint8_t *a, size_t ldx, int rows, const int8_t *panel, int k4,
                     int32_t *tile);
 
-/* y[rows, n] (+)= x[rows, k]·Wᵀ + bias with the given kernel (bias may be NULL; accumulating adds
- * the bias too, like mv_linear_accumulate). */
-void mv_int8_linear(mv_int8_isa isa, const float *x, int rows, const mv_int8_weight *w, const float *bias,
-                    int accumulate, float *y);
+/* y[rows, n] (+)= x[rows, k]·Wᵀ + bias with w's kernel (bias may be NULL; accumulating adds the bias
+ * too, like mv_linear_accumulate). */
+void mv_int8_linear(const float *x, int rows, const mv_int8_weight *w, const float *bias, int accumulate,
+                    float *y);
 
 #endif

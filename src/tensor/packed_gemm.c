@@ -70,7 +70,7 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
     if (quant == MV_QUANT_INT8) {
         if (!mv_quant_supported(quant))
             return -1;
-        pw->int8 = mv_int8_weight_new(weight, out_features, in_features);
+        pw->int8 = mv_int8_weight_new(weight, out_features, in_features, mv_int8_best_isa());
         return pw->int8 ? 0 : -1;
     }
     if (!use_packed_kernel())
@@ -172,7 +172,7 @@ void mv_packed_linear(const float *x, int n_rows, const mv_packed_weight *pw, co
                       float *y)
 {
     if (pw->int8) {
-        mv_int8_linear(mv_int8_best_isa(), x, n_rows, pw->int8, bias, accumulate, y);
+        mv_int8_linear(x, n_rows, pw->int8, bias, accumulate, y);
         return;
     }
 #ifdef HAVE_AVX512_KERNEL
