@@ -83,6 +83,7 @@ static void load(engine *e, const char *path)
                                             &err)
                               : mv_resnet_load(&e->resnet, &resnet_cfg, e->weights, &names, &err))
             die(path, &err);
+        mv_weights_release_pages(e->weights); /* as mv_model_open does after packing */
     } else if (!strcmp(e->kind, "png") || !strcmp(e->kind, "jpeg")) {
         FILE *f = fopen(path, "rb");
         if (!f || fseek(f, 0, SEEK_END))

@@ -142,6 +142,11 @@ int mv_model_open(const char *path, const mv_model_options *options, mv_model **
     }
     if (options && options->n_threads > 0)
         mv_set_threads(options->n_threads);
+    /* The Linear/conv weights now live in packed (or int8) copies: their file pages would stay in the
+     * resident set for nothing. What inference still reads (embedding rows, norms, heads) faults back
+     * in from the page cache. */
+    for (int f = 0; f < model->n_weights; f++)
+        mv_weights_release_pages(model->weights[f]);
     *out = model;
     return MV_OK;
 }
