@@ -59,7 +59,7 @@ typedef struct mv_bert_state {
     float *query, *key, *value, *context;  /* [tokens, hidden] each */
     float *scratch;     /* [tokens, hidden]: sublayer output before the residual add */
     float *ffn;         /* [tokens, intermediate] */
-    float *scores;      /* [seq, seq]: one head's attention matrix */
+    float *attention;   /* mv_attention's scratch for the longest text */
 } mv_bert_state;
 
 /* Makes room for batches of up to n_tokens packed tokens, none longer than max_seq. Keeps the

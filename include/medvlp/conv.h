@@ -2,7 +2,7 @@
  *
  * Activations are NHWC: one image is a matrix [height*width, channels], a batch is those matrices
  * stacked. In that layout a 1×1 convolution is exactly mv_linear over the rows (no unfolding, and a
- * whole batch is one GEMM), a K×K convolution is mv_linear over im2col rows whose columns are ordered
+ * whole batch is one GEMM), a K×K convolution is a GEMM over im2col rows whose columns are ordered
  * (kh, kw, channel), and every bias/ReLU/residual is a plain row operation. Convolution weights are
  * therefore held as [out_channels, kernel, kernel, in_channels] (PyTorch OIHW repacked once at load).
  * Images enter as CHW (the preprocessor's output) and are transposed once. */
@@ -33,19 +33,12 @@ int mv_conv2d_fold_bn(mv_weights *weights, const char *prefix, const char *conv_
 /* floor((in + 2·pad − kernel) / stride) + 1, as torch sizes convolution and pooling outputs. */
 int mv_conv_out_size(int in_size, int kernel, int stride, int pad);
 
-/* Scratch floats mv_conv2d_forward needs for one image of in_h × in_w (0 for a stride-1 1×1). */
-size_t mv_conv2d_cols_size(const mv_conv2d *conv, int in_h, int in_w);
-
-/* y[n_images·out_h·out_w, out_channels] (=, or += when accumulate) conv(x) + bias, x NHWC.
- * cols holds mv_conv2d_cols_size floats. K×K convolutions unfold and multiply one image at a time
- * (a 224² image already gives the GEMM thousands of rows, and the unfolded matrix of a whole batch
- * would cost hundreds of MB); stride-1 1×1 convolutions are one GEMM over the batch. */
-void mv_conv2d_forward(const mv_conv2d *conv, const float *x, int n_images, int in_h, int in_w,
-                       float *cols, float *y, int accumulate);
-
-/* cols[out_h·out_w, kernel·kernel·channels] from one NHWC image; padding reads as zero. */
-void mv_im2col_hwc(const float *x, int height, int width, int channels, int kernel, int stride, int pad,
-                   float *cols);
+/* y[n_images·out_h·out_w, out_channels] = conv(x) + bias (+ residual, laid out like y; it may be y)
+ * (then ReLU when relu), x NHWC. Runs on the packed kernel with the residual and ReLU applied to
+ * each tile at the store: a stride-1 1×1 convolution is one GEMM over the batch's rows read in place,
+ * any other gathers its im2col rows block by block (mv_packed_conv), never the whole matrix. */
+int mv_conv2d_forward(const mv_conv2d *conv, const float *x, int n_images, int in_h, int in_w,
+                      const float *residual, int relu, float *y, mv_error *err);
 
 /* Non-overlapping patch_size² patches of one CHW image as rows [n_patches, channels·patch²] in
  * (channel, row, column) order — the order of a flattened OIHW patch-embedding weight, so the

@@ -67,11 +67,10 @@ typedef struct mv_resnet_state {
     float *layer3;      /* [n, layer3_h, layer3_w, out_channels(2)]  GLoRIA's local features */
     float *layer4;      /* [n, layer4_h, layer4_w, out_channels(3)]  BioViL's patch map */
     float *pooled;      /* [n, out_channels(3)]                       global average pool */
-    /* scratch */
-    float *input;       /* the batch as NHWC */
+    /* scratch for one image: the batch runs image by image (mv_resnet_forward) */
+    float *input;       /* the image as NHWC */
     float *x, *y;       /* block input / output, swapped after each block */
     float *t1, *t2;     /* inside a block */
-    float *cols;        /* im2col of one image */
 } mv_resnet_state;
 
 int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int width,

@@ -43,7 +43,8 @@ int mv_get_threads(void);
  * Call first thing in main(): if OPENBLAS_CORETYPE is unset and the chosen core is weaker than what
  * cpuid reports (AVX-512 → SkylakeX, AVX2+FMA → Haswell), it sets the variable and re-executes the
  * program once (the choice is only read at library load). It also defaults OMP_WAIT_POLICY to
- * passive (read at libgomp load too) so idle OpenMP threads do not spin against BLAS threads.
+ * passive (read at libgomp load too) so idle OpenMP threads do not spin against BLAS threads, and
+ * OPENBLAS_THREAD_TIMEOUT to its minimum so idle BLAS threads do not spin against OpenMP threads.
  * Returns normally when nothing needed changing. */
 void mv_blas_select_kernels(char **argv);
 const char *mv_blas_core_name(void);
@@ -97,5 +98,48 @@ void mv_packed_weight_free(mv_packed_weight *pw);
  * float summation order (MV_QUANT_NONE) or up to the quantisation of weights and activations. */
 void mv_packed_linear(const float *x, int n_rows, const mv_packed_weight *pw, const float *bias, int accumulate,
                       float *y);
+
+/* --- Added by the fp32 branch ------------------------------------------------------------------- */
+
+/* What a packed GEMM does to each output tile before storing it (while the tile is in cache, in the
+ * GEMM's own threads): y = activation(x·Wᵀ + bias + residual). */
+typedef enum mv_activation { MV_ACT_NONE, MV_ACT_RELU, MV_ACT_GELU } mv_activation;
+
+typedef struct mv_gemm_epilogue {
+    const float *bias;          /* [n], or NULL */
+    const float *residual;      /* [n_rows, n] laid out like y (it may be y itself), or NULL */
+    mv_activation activation;   /* MV_ACT_GELU is mv_gelu_erf_fast's */
+} mv_gemm_epilogue;
+
+/* y[n_rows, n] = epilogue(x[n_rows, k]·Wᵀ) with a packed weight W [n, k]. */
+void mv_packed_gemm(const float *x, int n_rows, const mv_packed_weight *pw, const mv_gemm_epilogue *epilogue,
+                    float *y);
+
+/* The rows of a convolution's im2col matrix, for mv_packed_conv: n_images NHWC images [height,
+ * width, channels]; row (image, oy, ox) holds the kernel × kernel taps (kh, kw) in turn, each the
+ * `channels` floats of input pixel (oy·stride − pad + kh, ox·stride − pad + kw), zero in the padding. */
+typedef struct mv_conv_rows {
+    const float *x;
+    int n_images, height, width, channels;
+    int kernel, stride, pad;
+    int out_h, out_w;           /* (height + 2·pad − kernel) / stride + 1, likewise for width */
+} mv_conv_rows;
+
+/* y[n_images·out_h·out_w, n] = epilogue(im2col(x)·Wᵀ), W [n, kernel·kernel·channels] with columns in
+ * (kh, kw, channel) order. The im2col matrix is never built: blocks of its rows are gathered into a
+ * cache-sized buffer as the GEMM reaches them. Returns 0, or -1 when out of memory. */
+int mv_packed_conv(const mv_conv_rows *conv, const mv_packed_weight *pw, const mv_gemm_epilogue *epilogue,
+                   float *y);
+
+/* Scratch floats mv_attention needs for a sequence of n_tokens. */
+size_t mv_attention_scratch_floats(int n_tokens, int n_heads, int head_dim);
+
+/* Multi-head self-attention of one sequence: for each head h, the columns [h·head_dim, (h+1)·head_dim)
+ * of out [n_tokens, ldo] get softmax(q_h·k_hᵀ/√head_dim)·v_h, where q_h, k_h, v_h are those columns of
+ * q, k, v (rows ld apart; they may be slices of one fused qkv matrix). Heads run in parallel, each
+ * fused (scores of a few query rows at a time, never the whole [tokens, tokens] matrix). scratch:
+ * mv_attention_scratch_floats, 64-byte aligned (aligned_alloc). */
+void mv_attention(const float *q, const float *k, const float *v, int ld, int n_tokens, int n_heads, int head_dim,
+                  float *out, int ldo, float *scratch);
 
 #endif

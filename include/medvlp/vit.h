@@ -68,7 +68,7 @@ typedef struct mv_vit_state {
     /* scratch, rows = n·n_tokens */
     float *x, *xn, *qkv, *attn, *mlp;
     float *patches;     /* [n·n_patches, in_channels·patch²] */
-    float *scores;      /* [n_tokens, n_tokens] */
+    float *attention;   /* mv_attention's scratch for one image */
 } mv_vit_state;
 
 int mv_vit_state_new(const mv_vit *model, int max_images, mv_vit_state **out, mv_error *err);

@@ -1,10 +1,10 @@
 /* bert.c — owns the BERT encoder forward pass and its work buffers (include/medvlp/bert.h).
  * Post-LN transformer exactly as HF BertModel: embeddings → LayerNorm, then per layer
- * h = LN(h + O·Attn(h)), h = LN(h + W2·GELU(W1·h)). Every matrix product is one cblas_sgemm. */
+ * h = LN(h + O·Attn(h)), h = LN(h + W2·GELU(W1·h)). Every Linear is one packed GEMM (tensor.h) whose
+ * store adds the bias and the residual and applies the GELU. */
 #include "medvlp/bert.h"
 #include "medvlp/tensor.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,7 +105,7 @@ void mv_bert_state_free(mv_bert_state *s)
     free(s->context);
     free(s->scratch);
     free(s->ffn);
-    free(s->scores);
+    free(s->attention);
     memset(s, 0, sizeof *s);
 }
 
@@ -124,8 +124,9 @@ int mv_bert_state_reserve(mv_bert_state *s, const mv_bert_config *c, int n_token
     s->context = malloc(rows * H * sizeof(float));
     s->scratch = malloc(rows * H * sizeof(float));
     s->ffn = malloc(rows * (size_t)c->intermediate_size * sizeof(float));
-    s->scores = malloc((size_t)cap_seq * (size_t)cap_seq * sizeof(float));
-    if (!s->hidden || !s->query || !s->key || !s->value || !s->context || !s->scratch || !s->ffn || !s->scores) {
+    size_t attention_bytes = mv_attention_scratch_floats(cap_seq, c->n_heads, c->hidden_size / c->n_heads) * sizeof(float);
+    s->attention = aligned_alloc(64, (attention_bytes + 63) / 64 * 64);
+    if (!s->hidden || !s->query || !s->key || !s->value || !s->context || !s->scratch || !s->ffn || !s->attention) {
         mv_bert_state_free(s);
         return mv_fail(err, MV_ENOMEM, "out of memory for a BERT batch of %d tokens", n_tokens);
     }
@@ -149,29 +150,6 @@ static void embed(const mv_bert *bert, const mv_bert_batch *batch, float *out)
     }
 }
 
-/* Multi-head self-attention of one text (rows [0, len) of q/k/v): per head, softmax(q·kᵀ/√d)·v
- * on column slices of the [len, hidden] matrices, written into the same columns of context. */
-static void self_attention(const mv_bert_config *c, const float *q, const float *k, const float *v, int len,
-                           float *scores, float *context)
-{
-    const int H = c->hidden_size, head_dim = H / c->n_heads;
-    const float scale = 1.0f / sqrtf((float)head_dim);
-    for (int h = 0; h < c->n_heads; h++) {
-        const int col = h * head_dim;
-        mv_gemm(0, 1, len, len, head_dim, scale, q + col, H, k + col, H, 0.0f, scores, len);
-        mv_softmax_rows(scores, len, len);
-        mv_gemm(0, 0, len, head_dim, len, 1.0f, scores, len, v + col, H, 0.0f, context + col, H);
-    }
-}
-
-/* h = LayerNorm(h + sublayer_out), the post-LN residual of every BERT sublayer. */
-static void add_and_norm(float *h, const float *sublayer_out, int n_rows, int dim, const float *norm_w,
-                         const float *norm_b, float eps)
-{
-    mv_add(h, sublayer_out, (size_t)n_rows * dim);
-    mv_layernorm(h, h, n_rows, dim, norm_w, norm_b, eps);
-}
-
 static void save_hidden(float *const *hidden_states, int slot, const float *h, size_t n)
 {
     if (hidden_states && hidden_states[slot])
@@ -182,7 +160,7 @@ int mv_bert_forward(const mv_bert *bert, mv_bert_state *s, const mv_bert_batch *
                     float *const *hidden_states, mv_error *err)
 {
     const mv_bert_config *c = &bert->config;
-    const int H = c->hidden_size, I = c->intermediate_size;
+    const int H = c->hidden_size;
     int n_tokens = 0, max_seq = 0;
     for (int t = 0; t < batch->n_texts; t++) {
         int len = batch->lengths[t];
@@ -215,17 +193,19 @@ int mv_bert_forward(const mv_bert *bert, mv_bert_state *s, const mv_bert_batch *
         mv_packed_linear(h, n_tokens, &l->value, l->value_b, 0, s->value);
         for (int t = 0, row = 0; t < batch->n_texts; row += batch->lengths[t], t++) {
             size_t at = (size_t)row * H;
-            self_attention(c, s->query + at, s->key + at, s->value + at, batch->lengths[t], s->scores,
-                           s->context + at);
+            mv_attention(s->query + at, s->key + at, s->value + at, H, batch->lengths[t], c->n_heads,
+                         H / c->n_heads, s->context + at, H, s->attention);
         }
-        mv_packed_linear(s->context, n_tokens, &l->attn_out, l->attn_out_b, 0, s->scratch);
-        add_and_norm(h, s->scratch, n_tokens, H, l->attn_norm_w, l->attn_norm_b, c->layer_norm_eps);
+        /* h = LayerNorm(h + O·context): the residual is added in the GEMM's store. */
+        mv_packed_gemm(s->context, n_tokens, &l->attn_out, &(mv_gemm_epilogue){l->attn_out_b, h, MV_ACT_NONE},
+                       s->scratch);
+        mv_layernorm(s->scratch, h, n_tokens, H, l->attn_norm_w, l->attn_norm_b, c->layer_norm_eps);
 
-        /* Feed-forward block. */
-        mv_packed_linear(h, n_tokens, &l->ffn_in, l->ffn_in_b, 0, s->ffn);
-        mv_gelu_erf_fast(s->ffn, (size_t)n_tokens * I);
-        mv_packed_linear(s->ffn, n_tokens, &l->ffn_out, l->ffn_out_b, 0, s->scratch);
-        add_and_norm(h, s->scratch, n_tokens, H, l->ffn_norm_w, l->ffn_norm_b, c->layer_norm_eps);
+        /* Feed-forward block: h = LayerNorm(h + W2·GELU(W1·h)), GELU and residual in the stores. */
+        mv_packed_gemm(h, n_tokens, &l->ffn_in, &(mv_gemm_epilogue){l->ffn_in_b, NULL, MV_ACT_GELU}, s->ffn);
+        mv_packed_gemm(s->ffn, n_tokens, &l->ffn_out, &(mv_gemm_epilogue){l->ffn_out_b, h, MV_ACT_NONE},
+                       s->scratch);
+        mv_layernorm(s->scratch, h, n_tokens, H, l->ffn_norm_w, l->ffn_norm_b, c->layer_norm_eps);
 
         save_hidden(hidden_states, i + 1, h, n_values);
     }

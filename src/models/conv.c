@@ -1,7 +1,6 @@
 /* conv.c — owns convolution-as-GEMM and the NHWC/CHW layout moves of the image encoders
- * (include/medvlp/conv.h). The unfolding loops copy whole channel runs (memcpy of `channels`
- * floats), which is what makes NHWC im2col cheap. They stay single-threaded on purpose: they are ~1% of
- * a ResNet forward, and an OpenMP team spinning beside OpenBLAS's own threads cost ~20% in profiles. */
+ * (include/medvlp/conv.h). The GEMM, with the im2col gathering and the bias/residual/ReLU epilogue,
+ * is the packed kernel's (src/tensor/packed_gemm.c); this file maps a convolution onto it. */
 #include "medvlp/conv.h"
 #include "medvlp/tensor.h"
 
@@ -43,65 +42,21 @@ int mv_conv_out_size(int in_size, int kernel, int stride, int pad)
     return (in_size + 2 * pad - kernel) / stride + 1;
 }
 
-static int is_pointwise(const mv_conv2d *conv)
+int mv_conv2d_forward(const mv_conv2d *conv, const float *x, int n_images, int in_h, int in_w,
+                      const float *residual, int relu, float *y, mv_error *err)
 {
-    return conv->kernel == 1 && conv->stride == 1 && conv->pad == 0;
-}
-
-size_t mv_conv2d_cols_size(const mv_conv2d *conv, int in_h, int in_w)
-{
-    if (is_pointwise(conv))
-        return 0;
-    size_t out_h = (size_t)mv_conv_out_size(in_h, conv->kernel, conv->stride, conv->pad);
-    size_t out_w = (size_t)mv_conv_out_size(in_w, conv->kernel, conv->stride, conv->pad);
-    return out_h * out_w * (size_t)conv->kernel * conv->kernel * conv->in_channels;
-}
-
-void mv_im2col_hwc(const float *x, int height, int width, int channels, int kernel, int stride, int pad,
-                   float *cols)
-{
-    int out_h = mv_conv_out_size(height, kernel, stride, pad);
-    int out_w = mv_conv_out_size(width, kernel, stride, pad);
-    size_t row_len = (size_t)kernel * kernel * channels;
-    for (int oy = 0; oy < out_h; oy++) {
-        for (int ox = 0; ox < out_w; ox++) {
-            float *row = cols + ((size_t)oy * out_w + ox) * row_len;
-            for (int kh = 0; kh < kernel; kh++) {
-                int iy = oy * stride - pad + kh;
-                float *dst = row + (size_t)kh * kernel * channels;
-                if (iy < 0 || iy >= height) {
-                    memset(dst, 0, sizeof(float) * (size_t)kernel * channels);
-                    continue;
-                }
-                for (int kw = 0; kw < kernel; kw++) {
-                    int ix = ox * stride - pad + kw;
-                    if (ix < 0 || ix >= width)
-                        memset(dst + (size_t)kw * channels, 0, sizeof(float) * (size_t)channels);
-                    else
-                        memcpy(dst + (size_t)kw * channels, x + ((size_t)iy * width + ix) * channels,
-                               sizeof(float) * (size_t)channels);
-                }
-            }
-        }
+    mv_gemm_epilogue epilogue = {conv->bias, residual, relu ? MV_ACT_RELU : MV_ACT_NONE};
+    if (conv->kernel == 1 && conv->stride == 1 && conv->pad == 0) {
+        mv_packed_gemm(x, n_images * in_h * in_w, &conv->packed, &epilogue, y);
+        return MV_OK;
     }
-}
-
-void mv_conv2d_forward(const mv_conv2d *conv, const float *x, int n_images, int in_h, int in_w,
-                       float *cols, float *y, int accumulate)
-{
-    if (is_pointwise(conv)) {
-        mv_packed_linear(x, n_images * in_h * in_w, &conv->packed, conv->bias, accumulate, y);
-        return;
-    }
-    int out_h = mv_conv_out_size(in_h, conv->kernel, conv->stride, conv->pad);
-    int out_w = mv_conv_out_size(in_w, conv->kernel, conv->stride, conv->pad);
-    size_t in_image = (size_t)in_h * in_w * conv->in_channels;
-    size_t out_image = (size_t)out_h * out_w * conv->out_channels;
-    for (int i = 0; i < n_images; i++) {
-        mv_im2col_hwc(x + i * in_image, in_h, in_w, conv->in_channels, conv->kernel, conv->stride, conv->pad,
-                      cols);
-        mv_packed_linear(cols, out_h * out_w, &conv->packed, conv->bias, accumulate, y + i * out_image);
-    }
+    mv_conv_rows rows = {x, n_images, in_h, in_w, conv->in_channels, conv->kernel, conv->stride, conv->pad,
+                         mv_conv_out_size(in_h, conv->kernel, conv->stride, conv->pad),
+                         mv_conv_out_size(in_w, conv->kernel, conv->stride, conv->pad)};
+    if (mv_packed_conv(&rows, &conv->packed, &epilogue, y))
+        return mv_fail(err, MV_ENOMEM, "out of memory for a %dx%d convolution's row blocks", conv->kernel,
+                       conv->kernel);
+    return MV_OK;
 }
 
 void mv_patchify_chw(const float *image, int channels, int height, int width, int patch_size,

@@ -192,7 +192,7 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
     /* Walk the network once to size every buffer for the largest map it holds. */
     int h = mv_conv_out_size(height, 7, 2, 3), w = mv_conv_out_size(width, 7, 2, 3);
     size_t act = (size_t)h * w * cfg->stem_channels;            /* stem output lives in y */
-    size_t cols = mv_conv2d_cols_size(&model->stem, height, width), t1 = 0, t2 = 0;
+    size_t t1 = 0, t2 = 0;
     h = mv_conv_out_size(h, 3, 2, 1);
     w = mv_conv_out_size(w, 3, 2, 1);
     const mv_bottleneck *blk = model->blocks;
@@ -203,9 +203,6 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
             act = max_size(act, (size_t)h * w * blk->conv1.in_channels);
             t1 = max_size(t1, (size_t)h * w * blk->conv1.out_channels);
             t2 = max_size(t2, (size_t)oh * ow * blk->conv2.out_channels);
-            cols = max_size(cols, mv_conv2d_cols_size(&blk->conv2, h, w));
-            if (blk->downsample.out_channels)
-                cols = max_size(cols, mv_conv2d_cols_size(&blk->downsample, h, w));
             h = oh;
             w = ow;
             act = max_size(act, (size_t)h * w * blk->conv3.out_channels);
@@ -223,14 +220,12 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
     st->layer3 = malloc(n * layer3_h * layer3_w * mv_resnet_out_channels(model, 2) * sizeof(float));
     st->layer4 = malloc(n * h * w * mv_resnet_out_channels(model, 3) * sizeof(float));
     st->pooled = malloc(n * mv_resnet_out_channels(model, 3) * sizeof(float));
-    st->input = malloc(n * height * width * cfg->in_channels * sizeof(float));
-    st->x = malloc(n * act * sizeof(float));
-    st->y = malloc(n * act * sizeof(float));
-    st->t1 = malloc(n * t1 * sizeof(float));
-    st->t2 = malloc(n * t2 * sizeof(float));
-    st->cols = malloc(max_size(cols, 1) * sizeof(float));
-    if (!st->layer3 || !st->layer4 || !st->pooled || !st->input || !st->x || !st->y || !st->t1 || !st->t2 ||
-        !st->cols) {
+    st->input = malloc((size_t)height * width * cfg->in_channels * sizeof(float));
+    st->x = malloc(act * sizeof(float));
+    st->y = malloc(act * sizeof(float));
+    st->t1 = malloc(t1 * sizeof(float));
+    st->t2 = malloc(t2 * sizeof(float));
+    if (!st->layer3 || !st->layer4 || !st->pooled || !st->input || !st->x || !st->y || !st->t1 || !st->t2) {
         mv_resnet_state_free(st);
         return mv_fail(err, MV_ENOMEM, "resnet: out of memory for a batch of %d images of %dx%d", max_images,
                        height, width);
@@ -251,36 +246,71 @@ void mv_resnet_state_free(mv_resnet_state *st)
     free(st->y);
     free(st->t1);
     free(st->t2);
-    free(st->cols);
     free(st);
 }
 
 /* --- Forward ----------------------------------------------------------------------------------- */
 
-/* out = ReLU(conv3(ReLU(conv2(ReLU(conv1(x))))) + shortcut(x)); *h, *w become the output size. */
-static void bottleneck_forward(const mv_bottleneck *blk, const float *x, int n_images, int *h, int *w,
-                               mv_resnet_state *st, float *out)
+/* out = ReLU(conv3(ReLU(conv2(ReLU(conv1(x))))) + shortcut(x)); *h, *w become the output size. Each
+ * ReLU and the residual add happen in the convolution's own store (mv_conv2d_forward); the identity
+ * shortcut is read from x in place. */
+static int bottleneck_forward(const mv_bottleneck *blk, const float *x, int *h, int *w, mv_resnet_state *st,
+                              float *out, mv_error *err)
 {
     int in_h = *h, in_w = *w;
     int out_h = mv_conv_out_size(in_h, 3, blk->conv2.stride, 1);
     int out_w = mv_conv_out_size(in_w, 3, blk->conv2.stride, 1);
-    size_t in_pixels = (size_t)n_images * in_h * in_w, out_pixels = (size_t)n_images * out_h * out_w;
-
-    mv_conv2d_forward(&blk->conv1, x, n_images, in_h, in_w, st->cols, st->t1, 0);
-    mv_relu(st->t1, in_pixels * blk->conv1.out_channels);
-    mv_conv2d_forward(&blk->conv2, st->t1, n_images, in_h, in_w, st->cols, st->t2, 0);
-    mv_relu(st->t2, out_pixels * blk->conv2.out_channels);
-
-    if (blk->downsample.out_channels)
-        mv_conv2d_forward(&blk->downsample, x, n_images, in_h, in_w, st->cols, out, 0);
-    else
-        memcpy(out, x, in_pixels * blk->conv1.in_channels * sizeof(float));
-    mv_conv2d_forward(&blk->conv3, st->t2, n_images, out_h, out_w, st->cols, out, 1);
-    mv_relu(out, out_pixels * blk->conv3.out_channels);
+    const float *shortcut = blk->downsample.out_channels ? out : x;
+    int rc = mv_conv2d_forward(&blk->conv1, x, 1, in_h, in_w, NULL, 1, st->t1, err);
+    if (!rc)
+        rc = mv_conv2d_forward(&blk->conv2, st->t1, 1, in_h, in_w, NULL, 1, st->t2, err);
+    if (!rc && blk->downsample.out_channels)
+        rc = mv_conv2d_forward(&blk->downsample, x, 1, in_h, in_w, NULL, 0, out, err);
+    if (!rc)
+        rc = mv_conv2d_forward(&blk->conv3, st->t2, 1, out_h, out_w, shortcut, 1, out, err);
     *h = out_h;
     *w = out_w;
+    return rc;
 }
 
+/* One NHWC image through the whole tower; its layer3, layer4 and pooled outputs go to slot `slot`. */
+static int image_forward(const mv_resnet *model, mv_resnet_state *st, int slot, mv_error *err)
+{
+    const mv_resnet_config *cfg = &model->config;
+    /* stem: conv 7×7/2 (+BN) → ReLU → max-pool 3×3/2 */
+    int h = mv_conv_out_size(st->height, 7, 2, 3), w = mv_conv_out_size(st->width, 7, 2, 3);
+    int rc = mv_conv2d_forward(&model->stem, st->input, 1, st->height, st->width, NULL, 1, st->y, err);
+    if (rc)
+        return rc;
+    mv_maxpool_hwc(st->y, 1, h, w, cfg->stem_channels, 3, 2, 1, st->x);
+    h = mv_conv_out_size(h, 3, 2, 1);
+    w = mv_conv_out_size(w, 3, 2, 1);
+
+    const mv_bottleneck *blk = model->blocks;
+    for (int s = 0; s < MV_RESNET_STAGES; s++) {
+        for (int b = 0; b < cfg->blocks[s]; b++, blk++) {
+            if ((rc = bottleneck_forward(blk, st->x, &h, &w, st, st->y, err)))
+                return rc;
+            float *swap = st->x;
+            st->x = st->y;
+            st->y = swap;
+        }
+        if (s == 2) {
+            size_t floats = (size_t)h * w * mv_resnet_out_channels(model, 2);
+            memcpy(st->layer3 + slot * floats, st->x, floats * sizeof(float));
+        }
+    }
+    int channels = mv_resnet_out_channels(model, 3);
+    size_t floats = (size_t)h * w * channels;
+    memcpy(st->layer4 + slot * floats, st->x, floats * sizeof(float));
+    mv_global_avgpool_hwc(st->x, 1, h, w, channels, st->pooled + (size_t)slot * channels);
+    return MV_OK;
+}
+
+/* Image by image: a batch's activations (8 × 56 × 56 × 256 floats = 25 MiB per map in layer1) would
+ * not stay in cache between convolutions, and the 1×1 convolutions there have too few
+ * multiply-adds per output to hide the memory traffic (1 thread, 56² × 64 → 256: 140 GFLOP/s for one
+ * image, 72 for eight); one image's rows still keep every thread busy. */
 int mv_resnet_forward(const mv_resnet *model, mv_resnet_state *st, const float *images, int n_images,
                       mv_error *err)
 {
@@ -289,31 +319,11 @@ int mv_resnet_forward(const mv_resnet *model, mv_resnet_state *st, const float *
         return mv_fail(err, MV_EINPUT, "resnet: batch of %d images, state holds 1..%d", n_images,
                        st->max_images);
     size_t image_size = (size_t)cfg->in_channels * st->height * st->width;
-    for (int i = 0; i < n_images; i++)
-        mv_chw_to_hwc(images + i * image_size, cfg->in_channels, st->height, st->width,
-                      st->input + i * image_size);
-
-    /* stem: conv 7×7/2 (+BN) → ReLU → max-pool 3×3/2 */
-    int h = mv_conv_out_size(st->height, 7, 2, 3), w = mv_conv_out_size(st->width, 7, 2, 3);
-    mv_conv2d_forward(&model->stem, st->input, n_images, st->height, st->width, st->cols, st->y, 0);
-    mv_relu(st->y, (size_t)n_images * h * w * cfg->stem_channels);
-    mv_maxpool_hwc(st->y, n_images, h, w, cfg->stem_channels, 3, 2, 1, st->x);
-    h = mv_conv_out_size(h, 3, 2, 1);
-    w = mv_conv_out_size(w, 3, 2, 1);
-
-    const mv_bottleneck *blk = model->blocks;
-    for (int s = 0; s < MV_RESNET_STAGES; s++) {
-        for (int b = 0; b < cfg->blocks[s]; b++, blk++) {
-            bottleneck_forward(blk, st->x, n_images, &h, &w, st, st->y);
-            float *swap = st->x;
-            st->x = st->y;
-            st->y = swap;
-        }
-        if (s == 2)
-            memcpy(st->layer3, st->x, (size_t)n_images * h * w * mv_resnet_out_channels(model, 2) * sizeof(float));
+    for (int i = 0; i < n_images; i++) {
+        mv_chw_to_hwc(images + i * image_size, cfg->in_channels, st->height, st->width, st->input);
+        int rc = image_forward(model, st, i, err);
+        if (rc)
+            return rc;
     }
-    int channels = mv_resnet_out_channels(model, 3);
-    memcpy(st->layer4, st->x, (size_t)n_images * h * w * channels * sizeof(float));
-    mv_global_avgpool_hwc(st->x, n_images, h, w, channels, st->pooled);
     return MV_OK;
 }

@@ -2,14 +2,13 @@
  * HF-CLIP naming schemes, the batch state and the forward pass.
  *
  * All token rows of a batch are one matrix [n_images·n_tokens, width], so every Linear is one GEMM
- * over the batch; only attention runs per image and head. Attention reads q, k and v in place from
+ * over the batch; only attention (mv_attention, fused per head) runs per image. It reads q, k and v from
  * the fused qkv rows (leading dimension 3·width) and writes each head's output into its column
  * slice of `attn`, so no [batch, heads, tokens, head_dim] tensor is ever materialised. */
 #include "medvlp/vit.h"
 #include "medvlp/conv.h"
 #include "medvlp/tensor.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,9 +218,10 @@ int mv_vit_state_new(const mv_vit *m, int max_images, mv_vit_state **out, mv_err
     st->attn = malloc(rows * c->width * sizeof(float));
     st->mlp = malloc(rows * c->mlp_dim * sizeof(float));
     st->patches = malloc((size_t)max_images * m->n_patches * patch_len * sizeof(float));
-    st->scores = malloc((size_t)m->n_tokens * m->n_tokens * sizeof(float));
+    size_t attention_bytes = mv_attention_scratch_floats(m->n_tokens, c->heads, c->width / c->heads) * sizeof(float);
+    st->attention = aligned_alloc(64, (attention_bytes + 63) / 64 * 64);
     if (!st->pooled || (c->proj_dim > 0 && !st->embedding) || !st->x || !st->xn || !st->qkv || !st->attn ||
-        !st->mlp || !st->patches || !st->scores) {
+        !st->mlp || !st->patches || !st->attention) {
         mv_vit_state_free(st);
         return mv_fail(err, MV_ENOMEM, "vit: out of memory for a batch of %d images", max_images);
     }
@@ -241,7 +241,7 @@ void mv_vit_state_free(mv_vit_state *st)
     free(st->attn);
     free(st->mlp);
     free(st->patches);
-    free(st->scores);
+    free(st->attention);
     free(st);
 }
 
@@ -258,20 +258,6 @@ static void patch_embed(const mv_vit *m, const float *image, float *patches, flo
     mv_add(x, m->pos_embed, (size_t)m->n_tokens * c->width);
 }
 
-/* attn[n_tokens, width] = softmax(q·kᵀ/√d)·v per head, reading q, k, v from one image's qkv rows. */
-static void attention(const mv_vit *m, const float *qkv, float *scores, float *attn)
-{
-    const mv_vit_config *c = &m->config;
-    int n = m->n_tokens, d = c->width, head_dim = d / c->heads;
-    float scale = 1.0f / sqrtf((float)head_dim);
-    for (int h = 0; h < c->heads; h++) {
-        const float *q = qkv + h * head_dim, *k = q + d, *v = q + 2 * d;
-        mv_gemm(0, 1, n, n, head_dim, scale, q, 3 * d, k, 3 * d, 0.0f, scores, n);
-        mv_softmax_rows(scores, n, n);
-        mv_gemm(0, 0, n, head_dim, n, 1.0f, scores, n, v, 3 * d, 0.0f, attn + h * head_dim, d);
-    }
-}
-
 /* x += proj(MHA(LN1(x))); x += fc2(act(fc1(LN2(x)))) over all rows of the batch. */
 static void block_forward(const mv_vit *m, const mv_vit_layer *l, mv_vit_state *st, int n_images)
 {
@@ -281,16 +267,20 @@ static void block_forward(const mv_vit *m, const mv_vit_layer *l, mv_vit_state *
 
     mv_layernorm(st->x, st->xn, rows, d, l->ln1_w, l->ln1_b, c->eps);
     mv_packed_linear(st->xn, rows, &l->qkv, l->qkv_b, 0, st->qkv);
-    for (int i = 0; i < n_images; i++)
-        attention(m, st->qkv + i * image_rows * 3 * d, st->scores, st->attn + i * image_rows * d);
+    for (int i = 0; i < n_images; i++) {
+        const float *q = st->qkv + i * image_rows * 3 * d;
+        mv_attention(q, q + d, q + 2 * d, 3 * d, m->n_tokens, c->heads, d / c->heads, st->attn + i * image_rows * d, d,
+                     st->attention);
+    }
     mv_packed_linear(st->attn, rows, &l->proj, l->proj_b, 1, st->x);
 
     mv_layernorm(st->x, st->xn, rows, d, l->ln2_w, l->ln2_b, c->eps);
-    mv_packed_linear(st->xn, rows, &l->fc1, l->fc1_b, 0, st->mlp);
-    if (c->variant == MV_VIT_CLIP)
+    /* timm's exact GELU runs in the GEMM's store; CLIP's QuickGELU is a pass of its own. */
+    int clip = c->variant == MV_VIT_CLIP;
+    mv_packed_gemm(st->xn, rows, &l->fc1, &(mv_gemm_epilogue){l->fc1_b, NULL, clip ? MV_ACT_NONE : MV_ACT_GELU},
+                   st->mlp);
+    if (clip)
         mv_quick_gelu(st->mlp, (size_t)rows * c->mlp_dim);
-    else
-        mv_gelu_erf_fast(st->mlp, (size_t)rows * c->mlp_dim);
     mv_packed_linear(st->mlp, rows, &l->fc2, l->fc2_b, 1, st->x);
 }
 

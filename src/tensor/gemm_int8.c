@@ -233,26 +233,33 @@ void mv_int8_kernel(mv_int8_isa isa, const uint8_t *a, size_t ldx, int rows, con
     (isa == MV_INT8_AVX512_VNNI ? kernel_vnni : kernel_avx2)(a, ldx, rows, panel, k4, tile);
 }
 
-/* y (+)= x_scale·scale·(tile − x_zero·col_sum) + bias for one tile. One compiled copy serves both
- * kernels, so their float results are identical too. */
+/* y = activation(x_scale·scale·(tile − x_zero·col_sum) + bias + residual) for one tile (residual rows
+ * ldy apart, like y's; it may be y). One compiled copy serves both kernels, so their float results on
+ * the same weights are identical too. */
 __attribute__((target("avx2,fma")))
 static void store_tile(const int32_t *tile, int rows, int cols, const float *x_scale, const int32_t *x_zero,
-                       const float *scales, const int32_t *col_sums, const float *bias, int accumulate, float *y,
-                       size_t ldy)
+                       const float *scales, const int32_t *col_sums, const float *bias, const float *residual,
+                       mv_activation activation, float *y, size_t ldy)
 {
     for (int r = 0; r < rows; r++) {
         float *out = y + (size_t)r * ldy;
+        const float *res = residual ? residual + (size_t)r * ldy : NULL;
         for (int j = 0; j < cols; j++) {
             float v = (float)(tile[r * NR + j] - x_zero[r] * col_sums[j]) * (x_scale[r] * scales[j]);
             if (bias)
                 v += bias[j];
-            out[j] = accumulate ? out[j] + v : v;
+            if (res)
+                v += res[j];
+            out[j] = activation == MV_ACT_RELU && v < 0.0f ? 0.0f : v;
         }
+        if (activation == MV_ACT_GELU)
+            mv_gelu_erf_fast(out, (size_t)cols);
     }
 }
 
-void mv_int8_linear(const float *x, int rows, const mv_int8_weight *w, const float *bias, int accumulate, float *y)
+void mv_int8_gemm(const float *x, int rows, const mv_int8_weight *w, const mv_gemm_epilogue *epilogue, float *y)
 {
+    const float *bias = epilogue->bias, *residual = epilogue->residual;
     const int n = w->n, k = w->k, k4 = w->k4, panels = (n + NR - 1) / NR;
     int block = ROW_BUFFER / k4 / MR * MR;
     block = block > MAX_BLOCK_ROWS ? MAX_BLOCK_ROWS : block;
@@ -275,9 +282,10 @@ void mv_int8_linear(const float *x, int rows, const mv_int8_weight *w, const flo
                 for (int r0 = 0; r0 < mb; r0 += MR) {
                     const int tile_rows = mb - r0 < MR ? mb - r0 : MR;
                     mv_int8_kernel(w->isa, a + (size_t)r0 * k4, (size_t)k4, tile_rows, panel, k4, tile);
+                    const size_t at = (size_t)(m0 + r0) * n + (size_t)p * NR;
                     store_tile(tile, tile_rows, cols, x_scale + r0, x_zero + r0, w->scales + p * NR,
-                               w->col_sums + p * NR, bias ? bias + p * NR : NULL, accumulate,
-                               y + (size_t)(m0 + r0) * n + (size_t)p * NR, (size_t)n);
+                               w->col_sums + p * NR, bias ? bias + p * NR : NULL, residual ? residual + at : NULL,
+                               epilogue->activation, y + at, (size_t)n);
                 }
             }
         }

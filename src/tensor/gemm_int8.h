@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "medvlp/tensor.h"
 
 enum { MV_INT8_NR = 32, MV_INT8_MR = 8 };
 
@@ -50,9 +51,8 @@ void mv_int8_quantize_rows(const float *x, int rows, int k, int k4, uint8_t *a, 
 void mv_int8_kernel(mv_int8_isa isa, const uint8_t *a, size_t ldx, int rows, const int8_t *panel, int k4,
                     int32_t *tile);
 
-/* y[rows, n] (+)= x[rows, k]·Wᵀ + bias with w's kernel (bias may be NULL; accumulating adds the bias
- * too, like mv_linear_accumulate). */
-void mv_int8_linear(const float *x, int rows, const mv_int8_weight *w, const float *bias, int accumulate,
-                    float *y);
+/* y[rows, n] = epilogue(x[rows, k]·Wᵀ) with w's kernel: + bias, + residual (laid out like y; it may
+ * be y), then the activation — mv_packed_gemm's contract. */
+void mv_int8_gemm(const float *x, int rows, const mv_int8_weight *w, const mv_gemm_epilogue *epilogue, float *y);
 
 #endif

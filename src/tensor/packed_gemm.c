@@ -1,35 +1,53 @@
-/* packed_gemm.c — y = x·Wᵀ (+ bias, + y) with W re-laid out once at load (include/medvlp/tensor.h,
- * mv_packed_weight). Why not cblas_sgemm: through CBLAS, OpenBLAS copies ("packs") the whole weight
- * matrix into its kernel's panel order on every call. With few rows (a text of 32 tokens, one
- * image's 197) that copy costs as much as the multiply (perf: sgemm_incopy 40% of BERT-base at
- * batch 1). Packing once at load removes it.
+/* packed_gemm.c — y = epilogue(x·Wᵀ) with W re-laid out once at load (include/medvlp/tensor.h,
+ * mv_packed_weight), for Linear layers and, through im2col rows gathered on the fly, convolutions.
+ * Why not cblas_sgemm: through CBLAS, OpenBLAS copies ("packs") the whole weight matrix into its
+ * kernel's panel order on every call. With few rows (a text of 32 tokens, one image's 197) that copy
+ * costs as much as the multiply (perf: sgemm_incopy 40% of BERT-base at batch 1). Packing once at
+ * load removes it; doing the bias, residual and activation on each tile as it is stored removes the
+ * passes over y that would follow, and gathering a convolution's rows block by block removes im2col.
  *
  * Layout: W [n, k] is cut into panels of NR = 32 output features; a panel stores, for every
  * k, its 32 weights contiguously (zero-padded past n). The micro-kernel keeps an MR × NR = 8 × 32
  * tile of y in 16 AVX-512 registers and, per k, loads two vectors of the panel and broadcasts one x
- * value per row (x is read in place, row-major: no packing of activations). K is walked in blocks of
- * KC so a panel's block (32 KiB) stays in L1 while the row blocks of x pass over it, rows in blocks of
- * MC so those x rows stay in L2 across panels. Panels are
- * shared among OpenMP threads (mv_get_threads()). CPUs without AVX-512, and calls with many rows,
- * use cblas_sgemm on the original weights, which the packed weight keeps a pointer to.
- * The int8 format (MV_QUANT_INT8) has its own panels and kernels in gemm_int8.c; this file chooses. */
+ * value per row (x is read in place, row-major; convolution rows are gathered into a buffer). K is
+ * walked in blocks of KC, rows in chunks of at most MC, panels in groups (see packed_rows, run_packed).
+ * Work items (row chunk × panel group) go to OpenMP threads (mv_get_threads()). CPUs without
+ * AVX-512, and products of many rows with a large weight, use cblas_sgemm on the original weights,
+ * which the packed weight keeps a pointer to. The int8 format (MV_QUANT_INT8) has its own panels and
+ * kernels (gemm_int8.c); its calls take the unpacked route here, where gemm_int8 replaces cblas. */
 #include "medvlp/tensor.h"
+#include "packed_kernel.h"
 #include "tensor/gemm_int8.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef HAVE_AVX512_KERNEL
 #include <immintrin.h>
-#define HAVE_AVX512_KERNEL 1
 #endif
 
-enum { NR = 32, MR = 8, KC = 256, MC = 256 };
+enum { NR = MV_KERNEL_NR, MR = MV_KERNEL_MR, KC = 256, MC = 256 };
 
-/* Above this many rows OpenBLAS's own packing is spread over enough work to be cheap, and its
- * blocking beats this kernel's (measured at 1024 rows): such calls go to cblas_sgemm. */
-enum { PACKED_MAX_ROWS = 512 };
+/* A work item covers at most this many panels, so its y tiles (MC × 512 floats) stay in L2 across
+ * the K blocks. */
+enum { GROUP_PANELS = 16 };
+
+/* Gathered convolution rows are GATHER_LD floats apart: KC plus one cache line, so the rows of a tile
+ * do not all map to the same L1 set. */
+enum { GATHER_LD = KC + 16 };
+
+/* With more rows than this and a weight of more floats than that (half an L2), OpenBLAS's own
+ * packing is spread over enough work to be cheap and its blocking beats this kernel's, which streams
+ * the panels from beyond L2 (1-thread CPU time, 1576 × 2304 × 768: 119 vs 149 GFLOP/s; 512 × 768 ×
+ * 768: 147 vs 146): such products of a matrix go to cblas_sgemm. Smaller weights stay packed at any
+ * row count (ResNet's 1×1 convolutions over a batch, 25088 × 256 × 64: 120 vs 100), and so do
+ * convolutions, whose rows cblas would need materialised. */
+enum { PACKED_MAX_ROWS = 512, PACKED_MAX_WEIGHT_FLOATS = 1 << 19 };
+
+/* Without the packed kernel, convolution rows are gathered this many floats (8 MiB) at a time. */
+enum { FALLBACK_GATHER_FLOATS = 1 << 21 };
 
 static int use_packed_kernel(void)
 {
@@ -92,6 +110,11 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
     return 0;
 }
 
+int mv_kernel_available(void)
+{
+    return use_packed_kernel();
+}
+
 void mv_packed_weight_free(mv_packed_weight *pw)
 {
     free(pw->packed);
@@ -101,85 +124,245 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 }
 
 #ifdef HAVE_AVX512_KERNEL
-/* y[rows, cols] (+)= x[rows, kc] · panel block, rows <= MR, cols <= NR; x rows lda apart. When
- * start is 0 the tile starts from bias (or zero) unless accumulate, else from y. */
+/* See packed_kernel.h. */
 __attribute__((target("avx512f")))
-static void kernel_8x32(const float *x, size_t lda, int rows, const float *panel, int kc, const float *bias,
-                        int cols, int load_y, float *y, size_t ldy)
+void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
+                    const float *bias, int cols, int relu, float *y, size_t ldy)
 {
     __mmask16 lo = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
     __mmask16 hi = (__mmask16)(cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (1u << (cols - 16)) - 1);
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(lo, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(hi, bias + 16) : _mm512_setzero_ps();
     __m512 acc[MR][2];
-    const float *xr[MR];
+    const float *ar[MR];
     for (int r = 0; r < MR; r++) {
-        xr[r] = x + (size_t)(r < rows ? r : rows - 1) * lda; /* surplus rows recompute the last one */
-        if (load_y && r < rows) {
-            acc[r][0] = _mm512_maskz_loadu_ps(lo, y + (size_t)r * ldy);
-            acc[r][1] = _mm512_maskz_loadu_ps(hi, y + (size_t)r * ldy + 16);
-        } else if (bias && !load_y) {
-            acc[r][0] = _mm512_maskz_loadu_ps(lo, bias);
-            acc[r][1] = _mm512_maskz_loadu_ps(hi, bias + 16);
-        } else {
-            acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        ar[r] = a + (size_t)(r < rows ? r : rows - 1) * lda; /* surplus rows recompute the last one */
+        acc[r][0] = bias0;
+        acc[r][1] = bias1;
+        if (start && r < rows) {
+            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(lo, start + (size_t)r * ldy));
+            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(hi, start + (size_t)r * ldy + 16));
         }
     }
     for (int kk = 0; kk < kc; kk++) {
         __m512 b0 = _mm512_load_ps(panel + (size_t)kk * NR), b1 = _mm512_load_ps(panel + (size_t)kk * NR + 16);
         for (int r = 0; r < MR; r++) {
-            __m512 a = _mm512_set1_ps(xr[r][kk]);
-            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+            __m512 x = _mm512_set1_ps(ar[r][kk]);
+            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
         }
     }
     for (int r = 0; r < rows; r++) {
+        if (relu) {
+            acc[r][0] = _mm512_max_ps(acc[r][0], _mm512_setzero_ps());
+            acc[r][1] = _mm512_max_ps(acc[r][1], _mm512_setzero_ps());
+        }
         _mm512_mask_storeu_ps(y + (size_t)r * ldy, lo, acc[r][0]);
         _mm512_mask_storeu_ps(y + (size_t)r * ldy + 16, hi, acc[r][1]);
     }
 }
+#endif
 
-static void packed_linear(const float *x, int n_rows, const mv_packed_weight *pw, const float *bias,
-                          int accumulate, float *y)
+/* Rows [r0, r0 + rows) and columns [k0, k0 + kc) of the im2col matrix of `conv` into buf (rows ld
+ * apart). A row is one output pixel; its columns are one line of taps (kw = 0..kernel-1) per kh, and
+ * in NHWC the taps of a line are kernel·channels contiguous input floats, so each line is one copy
+ * (with zeros where it crosses the padding) — for a 7×7 stem over 3 channels, 21 floats, not 7 × 3. */
+static void gather_conv_rows(const mv_conv_rows *conv, int r0, int rows, int k0, int kc, float *buf, size_t ld)
 {
-    const int n = pw->n, k = pw->k, panels = (n + NR - 1) / NR;
-    /* Rows go in blocks of MC so a block of x stays in L2 while every panel passes over it. */
-    for (int m0 = 0; m0 < n_rows; m0 += MC) {
-        int m1 = n_rows - m0 < MC ? n_rows : m0 + MC;
-#pragma omp parallel for schedule(static) num_threads(mv_get_threads())
-        for (int p = 0; p < panels; p++) {
-            const float *panel = pw->packed + (size_t)p * NR * k;
+    const int channels = conv->channels, line = conv->kernel * channels, pixels = conv->out_h * conv->out_w;
+    const size_t image_floats = (size_t)conv->height * conv->width * channels;
+    for (int i = 0; i < rows; i++) {
+        int r = r0 + i, image = r / pixels, oy = r % pixels / conv->out_w, ox = r % conv->out_w;
+        int ix0 = ox * conv->stride - conv->pad; /* the input column of tap kw = 0 */
+        float *dst = buf + (size_t)i * ld;  /* column col goes to dst[col - k0] */
+        for (int col = k0; col < k0 + kc;) {
+            int kh = col / line, line_end = (kh + 1) * line < k0 + kc ? (kh + 1) * line : k0 + kc;
+            int iy = oy * conv->stride - conv->pad + kh;
+            /* Columns [valid_lo, valid_hi) of this line lie inside the image. */
+            int valid_lo = kh * line, valid_hi = valid_lo;
+            if (iy >= 0 && iy < conv->height) {
+                int kw_lo = ix0 < 0 ? -ix0 : 0, kw_hi = conv->width - ix0 < conv->kernel ? conv->width - ix0 : conv->kernel;
+                valid_lo += kw_lo * channels;
+                valid_hi = kh * line + (kw_hi > kw_lo ? kw_hi : kw_lo) * channels;
+            }
+            int copy_lo = col > valid_lo ? col : valid_lo, copy_hi = line_end < valid_hi ? line_end : valid_hi;
+            if (copy_lo >= copy_hi) {
+                memset(dst + (col - k0), 0, sizeof(float) * (size_t)(line_end - col));
+            } else {
+                /* Input float of column copy_lo: pixel (iy, ix0 + kw) with kw·channels + channel = copy_lo − kh·line. */
+                size_t from = (size_t)image * image_floats + ((size_t)iy * conv->width) * channels +
+                              (size_t)((ptrdiff_t)ix0 * channels + (copy_lo - kh * line));
+                memset(dst + (col - k0), 0, sizeof(float) * (size_t)(copy_lo - col));
+                memcpy(dst + (copy_lo - k0), conv->x + from, sizeof(float) * (size_t)(copy_hi - copy_lo));
+                memset(dst + (copy_hi - k0), 0, sizeof(float) * (size_t)(line_end - copy_hi));
+            }
+            col = line_end;
+        }
+    }
+}
+
+/* One call: the left operand (a matrix read in place, or the im2col rows of a convolution), the
+ * weight, what happens at the store, and y [n_rows, n]. */
+typedef struct gemm_call {
+    const float *x;            /* [n_rows, k], or NULL when conv gives the rows */
+    const mv_conv_rows *conv;
+    int n_rows;
+    const mv_packed_weight *pw;
+    mv_gemm_epilogue ep;
+    float *y;
+} gemm_call;
+
+/* Applies what the packed kernel does not fuse: the residual (unless it is y, accumulated by the
+ * GEMM itself) and the activation, on rows [0, rows) of y. */
+static void finish_rows(const mv_gemm_epilogue *ep, const float *residual, int rows, int n, float *y)
+{
+    size_t count = (size_t)rows * n;
+    if (residual && residual != y)
+        mv_add(y, residual, count);
+    if (ep->activation == MV_ACT_RELU)
+        mv_relu(y, count);
+    else if (ep->activation == MV_ACT_GELU)
+        mv_gelu_erf_fast(y, count);
+}
+
+/* cblas_sgemm on the original weight (see run_call), or the int8 product, rows [m0, m1) of the call. */
+static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
+{
+    const mv_packed_weight *pw = c->pw;
+    const float *residual = c->ep.residual ? c->ep.residual + (size_t)m0 * pw->n : NULL;
+    float *y = c->y + (size_t)m0 * pw->n;
+    if (pw->int8) {
+        mv_int8_gemm(a, m1 - m0, pw->int8,
+                     &(mv_gemm_epilogue){.bias = c->ep.bias, .residual = residual, .activation = c->ep.activation}, y);
+        return;
+    }
+    (residual == y ? mv_linear_accumulate : mv_linear)(a, m1 - m0, pw->k, pw->weight, c->ep.bias, pw->n, y);
+    finish_rows(&c->ep, residual, m1 - m0, pw->n, y);
+}
+
+#ifdef HAVE_AVX512_KERNEL
+/* Rows [m0, m1) × panels [p0, p1) of the call. K is walked in blocks of KC, outermost, so the block
+ * of x (or of gathered rows) stays in L2 while every panel passes over it and a panel's block stays in
+ * L1 while the row tiles pass over it; the y tiles are revisited once per K block. */
+static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, float *gather)
+{
+    const mv_packed_weight *pw = c->pw;
+    const int n = pw->n, k = pw->k;
+    const mv_gemm_epilogue *ep = &c->ep;
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        int kc = k - k0 < KC ? k - k0 : KC, last = k0 + kc == k;
+        const float *a = c->x ? c->x + (size_t)m0 * k + k0 : gather;
+        size_t lda = c->x ? (size_t)k : GATHER_LD;
+        if (!c->x)
+            gather_conv_rows(c->conv, m0, m1 - m0, k0, kc, gather, GATHER_LD);
+        for (int p = p0; p < p1; p++) {
+            const float *panel = pw->packed + (size_t)p * NR * k + (size_t)k0 * NR;
             int cols = n - p * NR < NR ? n - p * NR : NR;
-            const float *panel_bias = bias ? bias + (size_t)p * NR : NULL;
-            for (int k0 = 0; k0 < k; k0 += KC) {
-                int kc = k - k0 < KC ? k - k0 : KC;
-                for (int r0 = m0; r0 < m1; r0 += MR) {
-                    float *tile = y + (size_t)r0 * n + (size_t)p * NR;
-                    int rows = m1 - r0 < MR ? m1 - r0 : MR;
-                    kernel_8x32(x + (size_t)r0 * k + k0, (size_t)k, rows, panel + (size_t)k0 * NR, kc, panel_bias,
-                                cols, k0 > 0 || accumulate, tile, (size_t)n);
-                    /* Accumulating adds the bias too (mv_linear_accumulate's contract). */
-                    if (k0 == 0 && accumulate && panel_bias)
-                        for (int r = 0; r < rows; r++)
-                            for (int j = 0; j < cols; j++)
-                                tile[(size_t)r * n + j] += panel_bias[j];
-                }
+            for (int r0 = m0; r0 < m1; r0 += MR) {
+                int rows = m1 - r0 < MR ? m1 - r0 : MR;
+                size_t at = (size_t)r0 * n + (size_t)p * NR;
+                const float *start = k0 ? c->y + at : ep->residual ? ep->residual + at : NULL;
+                mv_kernel_8x32(a + (size_t)(r0 - m0) * lda, lda, rows, panel, kc, start,
+                               k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
+                               last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n);
+                if (last && ep->activation == MV_ACT_GELU)
+                    for (int r = 0; r < rows; r++)
+                        mv_gelu_erf_fast(c->y + at + (size_t)r * n, (size_t)cols);
             }
         }
     }
 }
 #endif
 
+/* Without the packed kernel: one cblas_sgemm over x, or over im2col rows gathered a few MiB at a time
+ * (OpenBLAS threads each call itself). Returns -1 when out of memory. */
+static int run_unpacked(const gemm_call *c)
+{
+    if (c->x) {
+        unpacked_rows(c, c->x, 0, c->n_rows);
+        return 0;
+    }
+    const int k = c->pw->k;
+    int chunk_rows = (int)(FALLBACK_GATHER_FLOATS / (size_t)k);
+    chunk_rows = chunk_rows < MR ? MR : chunk_rows;
+    float *gather = malloc((size_t)chunk_rows * k * sizeof(float));
+    if (!gather)
+        return -1;
+    for (int m0 = 0; m0 < c->n_rows; m0 += chunk_rows) {
+        int m1 = c->n_rows - m0 < chunk_rows ? c->n_rows : m0 + chunk_rows;
+        gather_conv_rows(c->conv, m0, m1 - m0, 0, k, gather, (size_t)k);
+        unpacked_rows(c, gather, m0, m1);
+    }
+    free(gather);
+    return 0;
+}
+
+#ifdef HAVE_AVX512_KERNEL
+static int ceil_div(int a, int b)
+{
+    return (a + b - 1) / b;
+}
+
+/* The packed kernel over the whole call, split into work items of at most MC rows × GROUP_PANELS
+ * panels: as many as keep every thread busy (a multiple of the thread count where there are few),
+ * handed out one at a time so that a thread slowed by another process on its core does not hold the
+ * others up. Each thread gathers convolution rows into its own block. Returns -1 when out of memory. */
+static int run_packed(const gemm_call *c)
+{
+    const int threads = mv_get_threads(), panels = ceil_div(c->pw->n, NR);
+    int m_chunks = ceil_div(c->n_rows, MC);
+    if (m_chunks > 1)
+        m_chunks = ceil_div(m_chunks, threads) * threads;
+    const int chunk_rows = ceil_div(ceil_div(c->n_rows, m_chunks), MR) * MR;
+    m_chunks = ceil_div(c->n_rows, chunk_rows);
+    int p_groups = ceil_div(panels, GROUP_PANELS);
+    if (m_chunks == 1)
+        p_groups = ceil_div(p_groups, threads) * threads;
+    const int group = ceil_div(panels, p_groups < panels ? p_groups : panels);
+    p_groups = ceil_div(panels, group);
+    const int items = m_chunks * p_groups, team = items < threads ? items : threads;
+    const size_t gather_floats = c->x ? 0 : (size_t)chunk_rows * GATHER_LD;
+    float *gather = gather_floats ? aligned_alloc(64, (size_t)team * gather_floats * sizeof(float)) : NULL;
+    if (gather_floats && !gather)
+        return -1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+    for (int item = 0; item < items; item++) {
+        int m0 = item / p_groups * chunk_rows, m1 = m0 + chunk_rows < c->n_rows ? m0 + chunk_rows : c->n_rows;
+        int p0 = item % p_groups * group, p1 = p0 + group < panels ? p0 + group : panels;
+        packed_rows(c, m0, m1, p0, p1, gather ? gather + (size_t)omp_get_thread_num() * gather_floats : NULL);
+    }
+    free(gather);
+    return 0;
+}
+#endif
+
+static int run_call(const gemm_call *c)
+{
+#ifdef HAVE_AVX512_KERNEL
+    if (c->pw->packed && (c->conv || c->n_rows <= PACKED_MAX_ROWS ||
+                          (size_t)c->pw->n * c->pw->k <= PACKED_MAX_WEIGHT_FLOATS))
+        return run_packed(c);
+#endif
+    return run_unpacked(c);
+}
+
+void mv_packed_gemm(const float *x, int n_rows, const mv_packed_weight *pw, const mv_gemm_epilogue *epilogue,
+                    float *y)
+{
+    gemm_call call = {.x = x, .n_rows = n_rows, .pw = pw, .ep = *epilogue, .y = y};
+    run_call(&call); /* cannot fail: rows read in place need no buffer */
+}
+
+int mv_packed_conv(const mv_conv_rows *conv, const mv_packed_weight *pw, const mv_gemm_epilogue *epilogue,
+                   float *y)
+{
+    gemm_call call = {.conv = conv, .n_rows = conv->n_images * conv->out_h * conv->out_w, .pw = pw,
+                      .ep = *epilogue, .y = y};
+    return run_call(&call);
+}
+
 void mv_packed_linear(const float *x, int n_rows, const mv_packed_weight *pw, const float *bias, int accumulate,
                       float *y)
 {
-    if (pw->int8) {
-        mv_int8_linear(x, n_rows, pw->int8, bias, accumulate, y);
-        return;
-    }
-#ifdef HAVE_AVX512_KERNEL
-    if (pw->packed && n_rows <= PACKED_MAX_ROWS) {
-        packed_linear(x, n_rows, pw, bias, accumulate, y);
-        return;
-    }
-#endif
-    (accumulate ? mv_linear_accumulate : mv_linear)(x, n_rows, pw->k, pw->weight, bias, pw->n, y);
+    mv_packed_gemm(x, n_rows, pw, &(mv_gemm_epilogue){.bias = bias, .residual = accumulate ? y : NULL}, y);
 }

@@ -7,7 +7,8 @@
  *  - the whole linear against the same formula evaluated in double from the quantised values
  *    (shapes around the 8-row tile, 32-column panel, 4-deep group and row-block edges; bias,
  *    accumulation), bit-identical between kernels on the same 7-bit weights, mv_packed_linear
- *    dispatching to it, and close to cblas_sgemm on the float values (the quantisation error). */
+ *    dispatching to it, and close to cblas_sgemm on the float values (the quantisation error);
+ *  - the epilogue (residual apart from y, ReLU, GELU) and mv_packed_conv with an int8 weight. */
 #include "medvlp/tensor.h"
 #include "tensor/gemm_int8.h"
 #include "../test.h"
@@ -143,7 +144,7 @@ static void check_linear(mv_int8_isa isa, int m, int n, int k, int accumulate, i
     mv_int8_quantize_rows(x, m, k, qw->k4, a, xs, xz);
     const float *b = with_bias ? bias : NULL;
     memcpy(y_int8, y0, sizeof(float) * m * n);
-    mv_int8_linear(x, m, qw, b, accumulate, y_int8);
+    mv_int8_gemm(x, m, qw, &(mv_gemm_epilogue){.bias = b, .residual = accumulate ? y_int8 : NULL}, y_int8);
     double worst = 0;
     for (int r = 0; r < m; r++)
         for (int j = 0; j < n; j++) {
@@ -164,9 +165,21 @@ static void check_linear(mv_int8_isa isa, int m, int n, int k, int accumulate, i
     if (isa == MV_INT8_AVX2 && mv_int8_best_isa() == MV_INT8_AVX512_VNNI) {
         qw->isa = MV_INT8_AVX512_VNNI;
         memcpy(y_other, y0, sizeof(float) * m * n);
-        mv_int8_linear(x, m, qw, b, accumulate, y_other);
+        mv_int8_gemm(x, m, qw, &(mv_gemm_epilogue){.bias = b, .residual = accumulate ? y_other : NULL}, y_other);
         CHECK_MSG(!memcmp(y_other, y_int8, sizeof(float) * m * n), "m %d n %d k %d: VNNI != AVX2", m, n, k);
         qw->isa = MV_INT8_AVX2;
+    }
+    /* The rest of the epilogue on the same sums: a residual apart from y, then ReLU or GELU. */
+    for (int act = MV_ACT_RELU; act <= MV_ACT_GELU; act++) {
+        memcpy(y_f32, y_int8, sizeof(float) * m * n);
+        if (act == MV_ACT_RELU)
+            for (int i = 0; i < m * n; i++)
+                y_f32[i] = y_f32[i] < 0.0f ? 0.0f : y_f32[i];
+        else
+            mv_gelu_erf_fast(y_f32, (size_t)m * n);
+        mv_int8_gemm(x, m, qw, &(mv_gemm_epilogue){.bias = b, .residual = accumulate ? y0 : NULL, .activation = act},
+                     y_other);
+        CHECK_MSG(!memcmp(y_other, y_f32, sizeof(float) * m * n), "m %d n %d k %d: activation %d", m, n, k, act);
     }
     /* mv_packed_linear runs the best kernel here. */
     if (isa == mv_int8_best_isa()) {
@@ -205,6 +218,48 @@ static void check_linear(mv_int8_isa isa, int m, int n, int k, int accumulate, i
     free(y_f32);
 }
 
+/* mv_packed_conv with an int8 weight == mv_int8_gemm over im2col rows built here (NHWC, taps in
+ * (kh, kw, channel) order, zeros in the padding), bias + ReLU. */
+static void check_conv(unsigned *seed)
+{
+    enum { IMAGES = 2, H = 9, W = 7, C = 5, KERNEL = 3, STRIDE = 2, PAD = 1, N = 40 };
+    const int out_h = (H + 2 * PAD - KERNEL) / STRIDE + 1, out_w = (W + 2 * PAD - KERNEL) / STRIDE + 1;
+    const int k = KERNEL * KERNEL * C, rows = IMAGES * out_h * out_w;
+    float *x = malloc(sizeof(float) * IMAGES * H * W * C), *w = malloc(sizeof(float) * N * k);
+    float *cols = calloc((size_t)rows * k, sizeof(float)), *bias = malloc(sizeof(float) * N);
+    float *y = malloc(sizeof(float) * rows * N), *want = malloc(sizeof(float) * rows * N);
+    for (int i = 0; i < IMAGES * H * W * C; i++)
+        x[i] = uniform(seed);
+    for (int i = 0; i < N * k; i++)
+        w[i] = uniform(seed);
+    for (int i = 0; i < N; i++)
+        bias[i] = uniform(seed);
+    for (int img = 0, r = 0; img < IMAGES; img++)
+        for (int oy = 0; oy < out_h; oy++)
+            for (int ox = 0; ox < out_w; ox++, r++)
+                for (int kh = 0; kh < KERNEL; kh++)
+                    for (int kw = 0; kw < KERNEL; kw++) {
+                        int iy = oy * STRIDE - PAD + kh, ix = ox * STRIDE - PAD + kw;
+                        if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                            memcpy(cols + (size_t)r * k + (kh * KERNEL + kw) * C,
+                                   x + (((size_t)img * H + iy) * W + ix) * C, sizeof(float) * C);
+                    }
+    mv_packed_weight pw;
+    CHECK_INT_EQ(mv_packed_weight_init(&pw, w, N, k, MV_QUANT_INT8), 0);
+    const mv_gemm_epilogue ep = {.bias = bias, .activation = MV_ACT_RELU};
+    mv_int8_gemm(cols, rows, pw.int8, &ep, want);
+    mv_conv_rows conv = {x, IMAGES, H, W, C, KERNEL, STRIDE, PAD, out_h, out_w};
+    CHECK_INT_EQ(mv_packed_conv(&conv, &pw, &ep, y), 0);
+    CHECK(!memcmp(y, want, sizeof(float) * rows * N));
+    mv_packed_weight_free(&pw);
+    free(x);
+    free(w);
+    free(cols);
+    free(bias);
+    free(y);
+    free(want);
+}
+
 int main(void)
 {
     unsigned seed = 5;
@@ -238,6 +293,8 @@ int main(void)
     }
     if (best != MV_INT8_AVX512_VNNI)
         printf("no AVX512-VNNI here: its kernel was not run\n");
+
+    check_conv(&seed);
 
     /* Rows of zeros quantise to zero exactly, whatever the weights. */
     float zeros[2 * 5] = {0}, w[3 * 5] = {1, -2, 3, -4, 5, 0.5f, 0.25f, 0, 0, 1, 9, 9, 9, 9, 9}, y[6];

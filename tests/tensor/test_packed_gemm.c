@@ -56,7 +56,7 @@ static void check_shape(int m, int n, int k, int accumulate, unsigned *seed)
 
 int main(void)
 {
-    static const int ms[] = {1, 7, 8, 9, 33, 197, 300, 520}; /* 300: two row blocks; 520: cblas */
+    static const int ms[] = {1, 7, 8, 9, 33, 197, 300, 520}; /* 300, 520: several row chunks */
     static const int ns[] = {1, 16, 17, 31, 32, 33, 100};
     static const int ks[] = {1, 255, 256, 257, 600};
     unsigned seed = 11;

@@ -1,0 +1,102 @@
+/* attention.c — multi-head self-attention of one sequence, softmax(q·kᵀ/√d)·v per head
+ * (include/medvlp/tensor.h, mv_attention), fused so that no [heads, tokens, tokens] tensor exists.
+ *
+ * Per head, the head's keys and values are copied into the packed kernel's panel layout
+ * (packed_kernel.h); then, MR query rows at a time, their scores against every key (MR × tokens,
+ * in L1), the softmax of those rows, and their product with the values go straight into the head's
+ * columns of out. Heads are shared among the OpenMP threads (mv_get_threads()), so the softmax runs
+ * in parallel too, and no cblas call (with OpenBLAS's own threads) sits between the GEMMs. CPUs
+ * without AVX-512 run each head as two cblas_sgemm calls around a softmax over its whole score matrix. */
+#include "medvlp/tensor.h"
+#include "packed_kernel.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { MR = MV_KERNEL_MR, NR = MV_KERNEL_NR };
+
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
+
+/* Floats of one head's scratch on the fused path: key panels, value panels, MR scaled queries and MR
+ * rows of probabilities; a multiple of 16 so every head's block stays 64-byte aligned. */
+static size_t head_scratch_floats(int n_tokens, int head_dim)
+{
+    size_t tokens = round_up((size_t)n_tokens, NR), dims = round_up((size_t)head_dim, NR);
+    return round_up(tokens * head_dim + dims * n_tokens + (size_t)MR * head_dim + (size_t)MR * tokens, 16);
+}
+
+size_t mv_attention_scratch_floats(int n_tokens, int n_heads, int head_dim)
+{
+    size_t fused = (size_t)n_heads * head_scratch_floats(n_tokens, head_dim);
+    size_t scores = (size_t)n_tokens * n_tokens; /* the cblas path's one score matrix */
+    return fused > scores ? fused : scores;
+}
+
+#ifdef HAVE_AVX512_KERNEL
+/* One head: q, k, v [n, head_dim] rows ld apart → out [n, head_dim] rows ldo apart. */
+static void fused_head(const float *q, const float *k, const float *v, int ld, int n, int head_dim, float scale,
+                       float *out, int ldo, float *scratch)
+{
+    const int tokens = (int)round_up((size_t)n, NR), dims = (int)round_up((size_t)head_dim, NR);
+    float *key_panels = scratch;                              /* [tokens / NR][head_dim][NR] */
+    float *value_panels = key_panels + (size_t)tokens * head_dim; /* [dims / NR][n][NR] */
+    float *queries = value_panels + (size_t)dims * n;         /* [MR][head_dim], scaled */
+    float *probs = queries + (size_t)MR * head_dim;           /* [MR][tokens] */
+    /* Key j is column j % NR of panel j / NR; value rows split into panels of NR dimensions. */
+    memset(key_panels, 0, sizeof(float) * (size_t)tokens * head_dim);
+    for (int j = 0; j < n; j++) {
+        float *column = key_panels + (size_t)(j / NR) * head_dim * NR + j % NR;
+        for (int d = 0; d < head_dim; d++)
+            column[(size_t)d * NR] = k[(size_t)j * ld + d];
+    }
+    for (int d0 = 0; d0 < dims; d0 += NR) {
+        int width = head_dim - d0 < NR ? head_dim - d0 : NR;
+        float *panel = value_panels + (size_t)d0 * n;
+        for (int t = 0; t < n; t++) {
+            memcpy(panel + (size_t)t * NR, v + (size_t)t * ld + d0, sizeof(float) * (size_t)width);
+            memset(panel + (size_t)t * NR + width, 0, sizeof(float) * (size_t)(NR - width));
+        }
+    }
+    for (int r0 = 0; r0 < n; r0 += MR) {
+        int rows = n - r0 < MR ? n - r0 : MR;
+        for (int r = 0; r < rows; r++)
+            for (int d = 0; d < head_dim; d++)
+                queries[(size_t)r * head_dim + d] = q[(size_t)(r0 + r) * ld + d] * scale;
+        for (int j0 = 0; j0 < n; j0 += NR)
+            mv_kernel_8x32(queries, (size_t)head_dim, rows, key_panels + (size_t)j0 * head_dim, head_dim, NULL, NULL,
+                           n - j0 < NR ? n - j0 : NR, 0, probs + j0, (size_t)tokens);
+        for (int r = 0; r < rows; r++)
+            mv_softmax_rows(probs + (size_t)r * tokens, 1, n);
+        for (int d0 = 0; d0 < head_dim; d0 += NR)
+            mv_kernel_8x32(probs, (size_t)tokens, rows, value_panels + (size_t)d0 * n, n, NULL, NULL,
+                           head_dim - d0 < NR ? head_dim - d0 : NR, 0, out + (size_t)r0 * ldo + d0, (size_t)ldo);
+    }
+}
+#endif
+
+void mv_attention(const float *q, const float *k, const float *v, int ld, int n_tokens, int n_heads, int head_dim,
+                  float *out, int ldo, float *scratch)
+{
+    const float scale = 1.0f / sqrtf((float)head_dim);
+#ifdef HAVE_AVX512_KERNEL
+    if (mv_kernel_available()) {
+        const size_t per_head = head_scratch_floats(n_tokens, head_dim);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(mv_get_threads())
+        for (int h = 0; h < n_heads; h++) {
+            size_t col = (size_t)h * head_dim;
+            fused_head(q + col, k + col, v + col, ld, n_tokens, head_dim, scale, out + col, ldo,
+                       scratch + (size_t)h * per_head);
+        }
+        return;
+    }
+#endif
+    for (int h = 0; h < n_heads; h++) {
+        size_t col = (size_t)h * head_dim;
+        mv_gemm(0, 1, n_tokens, n_tokens, head_dim, scale, q + col, ld, k + col, ld, 0.0f, scratch, n_tokens);
+        mv_softmax_rows(scratch, n_tokens, n_tokens);
+        mv_gemm(0, 0, n_tokens, head_dim, n_tokens, 1.0f, scratch, n_tokens, v + col, ld, 0.0f, out + col, ldo);
+    }
+}

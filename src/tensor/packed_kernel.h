@@ -1,0 +1,28 @@
+/* packed_kernel.h — the fp32 micro-kernel of packed_gemm.c, shared with the other kernels of
+ * src/tensor (attention.c); not part of the library's interface. */
+#ifndef MEDVLP_PACKED_KERNEL_H
+#define MEDVLP_PACKED_KERNEL_H
+
+#include <stddef.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_AVX512_KERNEL 1
+#endif
+
+/* A panel holds MV_KERNEL_NR output columns: for each k, their NR values contiguously (64-byte
+ * aligned, zero past the last column). A tile is MV_KERNEL_MR rows × NR columns. */
+enum { MV_KERNEL_MR = 8, MV_KERNEL_NR = 32 };
+
+/* 1 when this CPU has AVX-512 and mv_kernel_8x32 may run, else 0. */
+int mv_kernel_available(void);
+
+#ifdef HAVE_AVX512_KERNEL
+/* y[rows, cols] = a[rows, kc] (rows lda apart) · panel[kc, NR], rows <= MR, cols <= NR, y rows ldy
+ * apart. The accumulators start from `start` (a tile laid out like y: y itself when continuing a
+ * sum over K, a residual when starting one) or zero, plus `bias` [cols] when given; `relu` clamps
+ * them at zero when storing. */
+void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
+                    const float *bias, int cols, int relu, float *y, size_t ldy);
+#endif
+
+#endif
