@@ -7,7 +7,11 @@ Each engine is a persistent process per workload (medvlp_engine.c, ort_engine.js
 speaking one line protocol: it prints its load time, then answers "BATCH SEQ_LEN ITERS" with mean
 seconds per batch and "rss" with its peak RSS. For every row one untimed warm-up round runs first,
 then the engines alternate round by round (the order rotating), so a load spike from other processes
-hits all of them; the table reports medians over rounds. Prints Markdown tables for BENCHMARKS.md."""
+hits all of them; the table reports medians over rounds. Prints Markdown tables for BENCHMARKS.md.
+
+Rows marked int8 time medvlp with `--quant int8` weights (a second medvlp engine, "medvlp int8")
+against the same fp32 ONNX Runtime session; PyTorch is left out of them. ONLY="int8,ViT" (environment)
+keeps the rows whose label contains one of the comma-separated words, for quick partial runs."""
 import os
 import statistics
 import subprocess
@@ -29,19 +33,31 @@ def bert_base_flops(seq_len, width=768, layers=12, ffn=3072, head_hidden=640, em
 
 PEAK_N = 2048  # the peak is a PEAK_N³ cblas_sgemm, timed inside every round of every row
 
-# (label, workload, batch, seq_len, flops per item or None, rounds)
+# (label, workload, batch, seq_len, flops per item or None, rounds, medvlp weights)
 ROWS = [
-    ("ViT-B/16 224², batch 1", "vit_b16", 1, 0, VIT_B16_FLOPS, 7),
-    ("ViT-B/16 224², batch 8", "vit_b16", 8, 0, VIT_B16_FLOPS, 3),
-    ("ResNet-50 224², batch 1", "resnet50", 1, 0, RESNET50_FLOPS, 7),
-    ("ResNet-50 224², batch 8", "resnet50", 8, 0, RESNET50_FLOPS, 5),
-    ("BERT-base 32 tok, batch 1", "text", 1, 32, bert_base_flops(32), 7),
-    ("BERT-base 32 tok, batch 32", "text", 32, 32, bert_base_flops(32), 5),
-    ("BERT-base 256 tok, batch 1", "text", 1, 256, bert_base_flops(256), 5),
-    ("decode+preprocess 2048×2500 16-bit PNG", "png", 1, 0, None, 7),
-    ("decode+preprocess 3000×3000 JPEG", "jpeg", 1, 0, None, 7),
+    ("ViT-B/16 224², batch 1", "vit_b16", 1, 0, VIT_B16_FLOPS, 7, "none"),
+    ("ViT-B/16 224², batch 8", "vit_b16", 8, 0, VIT_B16_FLOPS, 3, "none"),
+    ("ViT-B/16 224², batch 1, int8", "vit_b16", 1, 0, VIT_B16_FLOPS, 7, "int8"),
+    ("ViT-B/16 224², batch 8, int8", "vit_b16", 8, 0, VIT_B16_FLOPS, 3, "int8"),
+    ("ResNet-50 224², batch 1", "resnet50", 1, 0, RESNET50_FLOPS, 7, "none"),
+    ("ResNet-50 224², batch 8", "resnet50", 8, 0, RESNET50_FLOPS, 5, "none"),
+    ("ResNet-50 224², batch 1, int8", "resnet50", 1, 0, RESNET50_FLOPS, 7, "int8"),
+    ("ResNet-50 224², batch 8, int8", "resnet50", 8, 0, RESNET50_FLOPS, 5, "int8"),
+    ("BERT-base 32 tok, batch 1", "text", 1, 32, bert_base_flops(32), 7, "none"),
+    ("BERT-base 32 tok, batch 32", "text", 32, 32, bert_base_flops(32), 5, "none"),
+    ("BERT-base 256 tok, batch 1", "text", 1, 256, bert_base_flops(256), 5, "none"),
+    ("BERT-base 32 tok, batch 1, int8", "text", 1, 32, bert_base_flops(32), 7, "int8"),
+    ("BERT-base 32 tok, batch 32, int8", "text", 32, 32, bert_base_flops(32), 5, "int8"),
+    ("BERT-base 256 tok, batch 1, int8", "text", 1, 256, bert_base_flops(256), 5, "int8"),
+    ("decode+preprocess 2048×2500 16-bit PNG", "png", 1, 0, None, 7, "none"),
+    ("decode+preprocess 3000×3000 JPEG", "jpeg", 1, 0, None, 7, "none"),
 ]
 ENGINES = ["medvlp", "onnxruntime", "pytorch"]
+
+
+def row_engines(quant):
+    """The engines a row times: int8 rows put "medvlp int8" in medvlp's column, without PyTorch."""
+    return ["medvlp int8", "onnxruntime"] if quant == "int8" else ENGINES
 
 
 class Engine:
@@ -70,16 +86,21 @@ class Engine:
         self.p.wait()
 
 
-def start_engines(workload, models, medvlp_engine, threads):
-    """The engines that run this workload, started one after another so load times do not overlap."""
+def start_engines(workload, models, medvlp_engine, threads, wanted=("medvlp", "onnxruntime", "pytorch")):
+    """The engines of `wanted` that run this workload, started one after another so load times do not
+    overlap."""
     here = os.path.dirname(os.path.abspath(__file__))
     medvlp_path = {"text": "text", "vit_b16": "vit_b16.safetensors", "resnet50": "resnet50.safetensors",
                    "png": "xray16.png", "jpeg": "photo.jpg", "sgemm": "-"}[workload]
-    engines = {"medvlp": Engine([medvlp_engine, workload, os.path.join(models, medvlp_path)])}
-    if workload in ("text", "vit_b16", "resnet50"):
+    engines = {}
+    if "medvlp" in wanted:
+        engines["medvlp"] = Engine([medvlp_engine, workload, os.path.join(models, medvlp_path)])
+    if "medvlp int8" in wanted:
+        engines["medvlp int8"] = Engine([medvlp_engine, workload, os.path.join(models, medvlp_path), "int8"])
+    if workload in ("text", "vit_b16", "resnet50") and "onnxruntime" in wanted:
         engines["onnxruntime"] = Engine(["node", os.path.join(here, "ort_engine.js"), workload,
                                          os.path.join(models, workload + ".onnx"), str(threads)], cwd=here)
-    if workload != "sgemm":
+    if workload != "sgemm" and "pytorch" in wanted:
         torch_path = os.path.join(models, workload + "_state.pt" if workload in ("text", "vit_b16", "resnet50")
                                   else medvlp_path)
         engines["pytorch"] = Engine(["/usr/bin/python3", os.path.join(here, "torch_engine.py"), workload,
@@ -112,15 +133,21 @@ def main(models, medvlp_engine, threads):
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     resources = []
     sgemm = start_engines("sgemm", models, medvlp_engine, threads)["medvlp"]
+    only = [word for word in os.environ.get("ONLY", "").split(",") if word]
+    rows = [row for row in ROWS if not only or any(word in row[0] for word in only)]
     engines, workload = {}, None
-    for label, row_workload, batch, seq_len, flops, rounds in ROWS:
+    for label, row_workload, batch, seq_len, flops, rounds, quant in rows:
         if row_workload != workload:
             for name, e in engines.items():
                 resources.append((workload, name, e.load_seconds, e.peak_rss_mib()))
                 e.close()
             workload = row_workload
-            engines = start_engines(workload, models, medvlp_engine, threads)
-        seconds, peak = time_row(engines, sgemm, batch, seq_len, rounds)
+            wanted = {name for row in rows if row[1] == workload for name in row_engines(row[6])}
+            engines = start_engines(workload, models, medvlp_engine, threads, wanted)
+        timed = {name: e for name, e in engines.items() if name in row_engines(quant)}
+        seconds, peak = time_row(timed, sgemm, batch, seq_len, rounds)
+        if quant == "int8":
+            seconds["medvlp"] = seconds.pop("medvlp int8")
         rate = {name: batch / seconds[name] if name in seconds else None for name in ENGINES}
         gflops = {name: rate[name] * flops / 1e9 if flops and rate[name] else None for name in ENGINES}
         ort_ratio = rate["medvlp"] / rate["onnxruntime"] if rate["onnxruntime"] else None

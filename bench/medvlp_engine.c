@@ -1,8 +1,12 @@
 /* medvlp_engine.c — medvlp's side of bench/run: one workload per process, driven by bench.py.
- *     medvlp_engine KIND PATH      KIND: text (PATH = model dir), vit_b16 / resnet50 (PATH = safetensors),
- *                                  png / jpeg (PATH = image file), sgemm (PATH ignored)
+ *     medvlp_engine KIND PATH [QUANT]  KIND: text (PATH = model dir), vit_b16 / resnet50 (PATH = safetensors),
+ *                                      png / jpeg (PATH = image file), sgemm (PATH ignored);
+ *                                      QUANT: the models' weight storage, none (default) or int8
  * Prints the load time in seconds, then answers each stdin line "BATCH SEQ_LEN ITERS" with the mean
  * seconds per batch of ITERS runs (input setup untimed), and "rss" with the process's peak RSS in KiB (VmHWM).
+ * "embed BATCH SEQ_LEN IN OUT" (bench/quant_accuracy.py) embeds given inputs instead of random ones:
+ * IN holds BATCH·SEQ_LEN int32 token ids (text) or BATCH 224² CHW float32 images, OUT receives the
+ * BATCH float32 outputs (text: normalised embedding; ViT: projected; ResNet: pooled features).
  * Workloads: text = embed BATCH texts of SEQ_LEN random token ids ([CLS] … [SEP]; tokenisation
  * excluded) with normalisation; vit_b16 / resnet50 = the image tower on BATCH random 224² images;
  * png / jpeg = decode the file and apply BiomedCLIP's transform (224 bicubic, crop, normalise);
@@ -48,6 +52,7 @@ static long peak_rss_kib(void)
 
 typedef struct engine {
     const char *kind;
+    mv_quant quant;
     mv_model *text;
     mv_weights *weights;
     mv_vit *vit;
@@ -64,7 +69,8 @@ static void load(engine *e, const char *path)
 {
     mv_error err = {0};
     if (!strcmp(e->kind, "text")) {
-        if (mv_model_open(path, NULL, &e->text, &err))
+        mv_model_options options = {.quant = e->quant};
+        if (mv_model_open(path, &options, &e->text, &err))
             die(path, &err);
     } else if (!strcmp(e->kind, "vit_b16") || !strcmp(e->kind, "resnet50")) {
         if (mv_weights_open(path, &e->weights, &err))
@@ -72,10 +78,12 @@ static void load(engine *e, const char *path)
         mv_vit_config vit_cfg = mv_vit_config_timm(224, 16, 768, 12, 12, 512);
         mv_resnet_config resnet_cfg = mv_resnet50_config();
         mv_resnet_names names = mv_resnet_names_torchvision("");
+        vit_cfg.quant = resnet_cfg.quant = e->quant;
         if (e->kind[0] == 'v' ? mv_vit_load(&e->vit, &vit_cfg, e->weights, "visual.trunk.", "visual.head.proj.weight",
                                             &err)
                               : mv_resnet_load(&e->resnet, &resnet_cfg, e->weights, &names, &err))
             die(path, &err);
+        mv_weights_release_pages(e->weights); /* as mv_model_open does after packing */
     } else if (!strcmp(e->kind, "png") || !strcmp(e->kind, "jpeg")) {
         FILE *f = fopen(path, "rb");
         if (!f || fseek(f, 0, SEEK_END))
@@ -92,38 +100,46 @@ static void load(engine *e, const char *path)
     }
 }
 
-static double run_text(engine *e, int batch, int seq_len, int iters)
+/* Embeds batch texts of seq_len ids iters times into out[batch, embed_dim]; returns the seconds. */
+static double embed_texts(engine *e, const int32_t *ids, int batch, int seq_len, int iters, float *out)
 {
-    mv_model_info info;
-    mv_model_get_info(e->text, &info);
-    int32_t *ids = malloc((size_t)seq_len * batch * sizeof *ids);
     int *lengths = malloc((size_t)batch * sizeof *lengths);
-    float *out = malloc((size_t)batch * info.embed_dim * sizeof *out);
-    unsigned seed = 1;
-    for (int b = 0; b < batch; b++) {
+    for (int b = 0; b < batch; b++)
         lengths[b] = seq_len;
-        for (int i = 0; i < seq_len; i++)
-            ids[(size_t)b * seq_len + i] = i == 0 ? 2 : i == seq_len - 1 ? 3 : 5 + (int)(rand_r(&seed) % 30000);
-    }
     mv_error err = {0};
     double start = now();
     for (int it = 0; it < iters; it++)
         if (mv_model_embed_token_ids(e->text, ids, lengths, batch, 1, out, &err))
             die("text", &err);
     double seconds = now() - start;
-    free(ids);
     free(lengths);
+    return seconds;
+}
+
+static int text_dim(const engine *e)
+{
+    mv_model_info info;
+    mv_model_get_info(e->text, &info);
+    return info.embed_dim;
+}
+
+static double run_text(engine *e, int batch, int seq_len, int iters)
+{
+    int32_t *ids = malloc((size_t)seq_len * batch * sizeof *ids);
+    float *out = malloc((size_t)batch * text_dim(e) * sizeof *out);
+    unsigned seed = 1;
+    for (int b = 0; b < batch; b++)
+        for (int i = 0; i < seq_len; i++)
+            ids[(size_t)b * seq_len + i] = i == 0 ? 2 : i == seq_len - 1 ? 3 : 5 + (int)(rand_r(&seed) % 30000);
+    double seconds = embed_texts(e, ids, batch, seq_len, iters, out);
+    free(ids);
     free(out);
     return seconds;
 }
 
-static double run_image_tower(engine *e, int batch, int iters)
+/* Runs the image tower on batch CHW images iters times (its outputs stay in the state). */
+static double forward_images(engine *e, const float *images, int batch, int iters)
 {
-    size_t n = (size_t)batch * 3 * 224 * 224;
-    float *images = malloc(n * sizeof *images);
-    unsigned seed = 1;
-    for (size_t i = 0; i < n; i++)
-        images[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
     mv_error err = {0};
     if (batch > e->state_batch) {
         mv_vit_state_free(e->vit_state);
@@ -140,9 +156,48 @@ static double run_image_tower(engine *e, int batch, int iters)
         if (e->vit ? mv_vit_forward(e->vit, e->vit_state, images, batch, &err)
                    : mv_resnet_forward(e->resnet, e->resnet_state, images, batch, &err))
             die(e->kind, &err);
-    double seconds = now() - start;
+    return now() - start;
+}
+
+static double run_image_tower(engine *e, int batch, int iters)
+{
+    size_t n = (size_t)batch * 3 * 224 * 224;
+    float *images = malloc(n * sizeof *images);
+    unsigned seed = 1;
+    for (size_t i = 0; i < n; i++)
+        images[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+    double seconds = forward_images(e, images, batch, iters);
     free(images);
     return seconds;
+}
+
+/* "embed": inputs from a file, outputs to a file. */
+static void embed_file(engine *e, int batch, int seq_len, const char *in_path, const char *out_path)
+{
+    size_t in_size = e->text ? sizeof(int32_t) * batch * seq_len : sizeof(float) * batch * 3 * 224 * 224;
+    void *in = malloc(in_size);
+    FILE *f = fopen(in_path, "rb");
+    if (!f || fread(in, 1, in_size, f) != in_size)
+        die(in_path, NULL);
+    fclose(f);
+    int dim;
+    const float *out;
+    float *text_out = NULL;
+    if (e->text) {
+        dim = text_dim(e);
+        text_out = malloc(sizeof(float) * batch * dim);
+        embed_texts(e, in, batch, seq_len, 1, text_out);
+        out = text_out;
+    } else {
+        forward_images(e, in, batch, 1);
+        dim = e->vit ? e->vit->config.proj_dim : mv_resnet_out_channels(e->resnet, MV_RESNET_STAGES - 1);
+        out = e->vit ? e->vit_state->embedding : e->resnet_state->pooled;
+    }
+    f = fopen(out_path, "wb");
+    if (!f || fwrite(out, sizeof(float), (size_t)batch * dim, f) != (size_t)batch * dim || fclose(f))
+        die(out_path, NULL);
+    free(text_out);
+    free(in);
 }
 
 static double run_decode(engine *e, int iters)
@@ -182,19 +237,22 @@ static double run_sgemm(int n, int iters)
 int main(int argc, char **argv)
 {
     mv_blas_select_kernels(argv); /* as the medvlp binaries do: OpenBLAS may misdetect the CPU */
-    if (argc != 3) {
-        fprintf(stderr, "usage: medvlp_engine text|vit_b16|resnet50|png|jpeg|sgemm PATH\n");
+    engine e = {.kind = argv[1]};
+    if ((argc != 3 && argc != 4) || (argc == 4 && mv_quant_parse(argv[3], &e.quant))) {
+        fprintf(stderr, "usage: medvlp_engine text|vit_b16|resnet50|png|jpeg|sgemm PATH [none|int8]\n");
         return 2;
     }
-    engine e = {.kind = argv[1]};
     double start = now();
     load(&e, argv[2]);
     printf("%.9f\n", now() - start);
     fflush(stdout);
-    char line[128];
+    char line[8192], in_path[4096], out_path[4096];
     while (fgets(line, sizeof line, stdin)) {
         int batch, seq_len, iters;
-        if (!strncmp(line, "rss", 3)) {
+        if (sscanf(line, "embed %d %d %4095s %4095s", &batch, &seq_len, in_path, out_path) == 4) {
+            embed_file(&e, batch, seq_len, in_path, out_path);
+            printf("ok\n");
+        } else if (!strncmp(line, "rss", 3)) {
             printf("%ld\n", peak_rss_kib());
         } else if (sscanf(line, "%d %d %d", &batch, &seq_len, &iters) == 3) {
             double seconds = e.text      ? run_text(&e, batch, seq_len, iters)

@@ -24,6 +24,7 @@ typedef struct mv_bert_config {
     int max_positions;     /* rows of the absolute position table: the longest text accepted */
     int type_vocab_size;
     float layer_norm_eps;
+    mv_quant quant;        /* storage of the six Linear weights of each layer (MV_QUANT_NONE: fp32) */
 } mv_bert_config;
 
 typedef struct mv_bert_layer {

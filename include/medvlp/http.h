@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "medvlp/error.h"
+#include "medvlp/tensor.h"
 
 /* One input of a batched backend call: UTF-8 text (not NUL-terminated) or encoded image bytes. */
 typedef struct mv_http_item {
@@ -134,6 +135,7 @@ typedef struct mv_daemon_options {
     int n_threads;        /* compute threads for the model; 0 = all cores */
     uint64_t max_pixels;  /* decoded image limit (MV_ETOOBIG -> 413) */
     int ef_search, nprobe, refine_k_factor; /* index search settings; 0 = the index's defaults */
+    mv_quant quant;       /* weight storage of the encoders (--quant) */
 } mv_daemon_options;
 
 typedef struct mv_backend_loader {

@@ -13,12 +13,15 @@
 #include <stdint.h>
 #include "medvlp/error.h"
 #include "medvlp/image.h"
+#include "medvlp/tensor.h"
 
 typedef struct mv_model mv_model;
 
 typedef struct mv_model_options {
     int n_threads;          /* BLAS threads; <= 0 leaves the process setting alone */
     uint64_t max_pixels;    /* decode limit of mv_model_embed_image_bytes; 0: MV_IMAGE_DEFAULT_MAX_PIXELS */
+    mv_quant quant;         /* storage of the encoders' Linear/conv weights; MV_QUANT_INT8 needs AVX2
+                               (MV_EUNSUPPORTED otherwise) and trades accuracy for speed (README) */
 } mv_model_options;
 
 typedef struct mv_model_info {
@@ -36,6 +39,7 @@ typedef struct mv_model_info {
     size_t n_params;            /* elements of the tensors the towers use */
     size_t n_unused_tensors;    /* float tensors in the files that no tower uses */
     int tiny_random;            /* random weights for smoke tests (TINY-RANDOM-WEIGHTS marker) */
+    const char *quant;          /* weight storage the model was opened with: "none", "int8" */
 } mv_model_info;
 
 int mv_model_open(const char *dir, const mv_model_options *options, mv_model **out, mv_error *err);

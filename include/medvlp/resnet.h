@@ -22,6 +22,7 @@ typedef struct mv_resnet_config {
     int planes[MV_RESNET_STAGES];    /* 64, 128, 256, 512 */
     int blocks[MV_RESNET_STAGES];    /* 3, 4, 6, 3 */
     float bn_eps;                    /* 1e-5 (nn.BatchNorm2d default) */
+    mv_quant quant;                  /* storage of the folded convolutions (MV_QUANT_NONE: fp32) */
 } mv_resnet_config;
 
 mv_resnet_config mv_resnet50_config(void);

@@ -65,21 +65,37 @@ void mv_gelu_erf_fast(float *x, size_t n);
 
 /* --- Added by the speed branch ------------------------------------------------------------------ */
 
-/* A Linear weight [n, k] re-laid out once for the packed kernel (src/tensor/packed_gemm.c), so the
- * per-call packing OpenBLAS does behind cblas_sgemm is gone. weight stays borrowed (the fallback on
- * CPUs without AVX-512, where packed is NULL). */
+/* How mv_packed_weight stores a Linear weight (chosen at load: `--quant`). */
+typedef enum mv_quant {
+    MV_QUANT_NONE,  /* fp32, as the checkpoint holds it */
+    MV_QUANT_INT8,  /* int8 per output channel, activations quantised per row on each call (needs AVX2) */
+} mv_quant;
+
+/* "none", "int8". */
+const char *mv_quant_name(mv_quant quant);
+/* Parses a name of mv_quant_name; returns 0, or -1 for anything else. */
+int mv_quant_parse(const char *name, mv_quant *out);
+/* Whether this CPU has a kernel for quant (int8: AVX2). */
+int mv_quant_supported(mv_quant quant);
+
+/* A Linear weight [n, k] re-laid out once for the packed kernels (src/tensor/packed_gemm.c,
+ * gemm_int8.c), so the per-call packing OpenBLAS does behind cblas_sgemm is gone. weight stays
+ * borrowed (for MV_QUANT_NONE the fallback on CPUs without AVX-512, where packed is NULL). */
 typedef struct mv_packed_weight {
     const float *weight;
-    float *packed;
+    mv_quant quant;
+    float *packed;                 /* MV_QUANT_NONE: fp32 panels */
+    struct mv_int8_weight *int8;   /* MV_QUANT_INT8: panels and scales (src/tensor/gemm_int8.h) */
     int n, k;
 } mv_packed_weight;
 
-/* Returns 0, or -1 when out of memory. */
-int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features);
+/* Returns 0, or -1 when out of memory or quant is not supported here (mv_quant_supported). */
+int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features,
+                          mv_quant quant);
 void mv_packed_weight_free(mv_packed_weight *pw);
 
 /* mv_linear (accumulate 0) or mv_linear_accumulate (1) with a packed weight; same results up to
- * float summation order. */
+ * float summation order (MV_QUANT_NONE) or up to the quantisation of weights and activations. */
 void mv_packed_linear(const float *x, int n_rows, const mv_packed_weight *pw, const float *bias, int accumulate,
                       float *y);
 

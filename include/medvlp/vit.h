@@ -24,6 +24,7 @@ typedef struct mv_vit_config {
     int width, depth, heads, mlp_dim;
     int proj_dim;        /* output of the projection head; 0 = none */
     float eps;           /* LayerNorm eps */
+    mv_quant quant;      /* storage of the blocks' Linear weights (MV_QUANT_NONE: fp32) */
 } mv_vit_config;
 
 /* Defaults of each variant: in_channels 3, mlp_dim 4·width, eps 1e-6 (timm) / 1e-5 (CLIP). */

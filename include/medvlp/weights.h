@@ -57,6 +57,11 @@ int mv_weights_take(mv_weights *weights, const float **out, mv_error *err,
 #define MV_SHAPE(...) \
     (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
 
+/* Drops the pages of the checkpoint's file mapping from this process's resident set (madvise
+ * MADV_DONTNEED on a read-only mapping: the data stays valid, a later read faults the page back in
+ * from the page cache). For after load, once the big weights live on in packed copies. */
+void mv_weights_release_pages(const mv_weights *weights);
+
 /* Whether printf(name_fmt, ...) exists (for optional tensors such as biases). */
 int mv_weights_has(const mv_weights *weights, const char *name_fmt, ...)
     __attribute__((format(printf, 2, 3)));

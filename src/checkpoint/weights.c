@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct mv_weights {
     char *path;
@@ -64,6 +65,14 @@ void mv_weights_free(mv_weights *w)
     mv_file_unmap(&w->mapping);
     free(w->path);
     free(w);
+}
+
+void mv_weights_release_pages(const mv_weights *w)
+{
+    /* The mapping is PROT_READ, MAP_PRIVATE (mv_file_map): never written, so no private copy of a
+     * page can be lost; heap buffers (conversions) are not touched. Advice only: failure is harmless. */
+    if (w->mapping.data && w->mapping.size)
+        (void)madvise((void *)w->mapping.data, w->mapping.size, MADV_DONTNEED);
 }
 
 int mv_weights_keep_buffer(mv_weights *w, void *buffer, mv_error *err)

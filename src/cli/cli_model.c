@@ -12,6 +12,14 @@ int cli_open_model(const char *command, const char *dir, mv_model **out)
     return cli_open_model_with(command, dir, NULL, out);
 }
 
+int cli_parse_quant(const char *command, const char *value, mv_model_options *options)
+{
+    if (!mv_quant_parse(value, &options->quant))
+        return 0;
+    fprintf(stderr, "medvlp %s: --quant must be none or int8, not '%s'\n", command, value);
+    return 2;
+}
+
 int cli_open_model_with(const char *command, const char *dir, const mv_model_options *options, mv_model **out)
 {
     if (!dir)

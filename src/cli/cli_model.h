@@ -10,5 +10,7 @@
 int cli_open_model(const char *command, const char *dir, mv_model **out);
 /* The same with model options (pixel limit, threads); options may be NULL. */
 int cli_open_model_with(const char *command, const char *dir, const mv_model_options *options, mv_model **out);
+/* `--quant VALUE` into options->quant; returns 0, or prints "medvlp COMMAND: ..." and returns 2. */
+int cli_parse_quant(const char *command, const char *value, mv_model_options *options);
 
 #endif

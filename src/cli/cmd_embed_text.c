@@ -13,10 +13,11 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: medvlp embed-text -m DIR [--raw]\n\n"
+    fprintf(out, "usage: medvlp embed-text -m DIR [--raw] [--quant none|int8]\n\n"
                  "Reads one UTF-8 text per line on stdin and prints one JSON array per line: the text's\n"
                  "embedding in the model's joint space, L2-normalised unless --raw. Texts longer than the\n"
-                 "model's context are cut (a warning names the line).\n");
+                 "model's context are cut (a warning names the line). --quant int8 runs the encoder's\n"
+                 "matrix products in int8 (faster, cos >= 0.995 to fp32; README).\n");
 }
 
 /* Full float precision: %.9g round-trips every float32. */
@@ -83,6 +84,7 @@ int cmd_embed_text(int argc, char **argv)
 {
     const char *dir = NULL;
     int normalize = 1;
+    mv_model_options options = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -91,6 +93,9 @@ int cmd_embed_text(int argc, char **argv)
             dir = argv[++i];
         } else if (!strcmp(argv[i], "--raw")) {
             normalize = 0;
+        } else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
+            if (cli_parse_quant("embed-text", argv[++i], &options))
+                return 2;
         } else {
             fprintf(stderr, "medvlp embed-text: unexpected argument '%s'\n", argv[i]);
             usage(stderr);
@@ -98,7 +103,7 @@ int cmd_embed_text(int argc, char **argv)
         }
     }
     mv_model *model;
-    int status = cli_open_model("embed-text", dir, &model);
+    int status = cli_open_model_with("embed-text", dir, &options, &model);
     if (status)
         return status;
     mv_model_info info;

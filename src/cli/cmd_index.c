@@ -68,6 +68,7 @@ static void build_usage(FILE *out)
             "  --batch N             inputs per model call (default 32)\n"
             "  --limit N             stop after N new inputs (a later run continues)\n"
             "  --threads N           compute threads\n"
+            "  --quant none|int8     int8: the encoders' matrix products in int8 (faster; README)\n"
             "  --progress-interval S seconds between progress reports\n"
             "  --quiet               no progress and no warnings\n");
 }
@@ -135,6 +136,9 @@ static int cmd_index_build(int argc, char **argv)
             if (!parse_int("index build", arg, next, 1, 1024, &value))
                 return 2;
             model_options.n_threads = (int)value;
+        } else if (!strcmp(arg, "--quant")) {
+            if (cli_parse_quant("index build", next, &model_options))
+                return 2;
         } else if (!strcmp(arg, "--progress-interval")) {
             if (!parse_seconds(arg, next, &options.progress_interval_s))
                 return 2;
@@ -198,7 +202,7 @@ int cmd_index(int argc, char **argv)
 static void search_usage(FILE *out)
 {
     fprintf(out, "usage: medvlp search -m DIR -i INDEX_DIR (--text T | --image FILE | --embedding JSON)\n"
-                 "                     [-k K] [--target images|captions]\n"
+                 "                     [-k K] [--target images|captions] [--quant none|int8]\n"
                  "                     [--ef-search N] [--nprobe N] [--refine-k-factor N]\n\n"
                  "Prints the k (default 10, 1..1000) nearest items of the index by cosine similarity as the\n"
                  "JSON of POST /search. --target defaults to images for a text and captions for an image;\n"
@@ -301,6 +305,7 @@ int cmd_search(int argc, char **argv)
     const char *model_dir = NULL, *index_dir = NULL, *text = NULL, *image_path = NULL, *embedding = NULL,
                *target_name = NULL;
     long long k = 10, ef_search = 0, nprobe = 0, refine_k_factor = 0;
+    mv_model_options model_options = {0};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -334,6 +339,9 @@ int cmd_search(int argc, char **argv)
         } else if (!strcmp(arg, "--refine-k-factor")) {
             if (!parse_int("search", arg, next, 1, 1000, &refine_k_factor))
                 return 2;
+        } else if (!strcmp(arg, "--quant")) {
+            if (cli_parse_quant("search", next, &model_options))
+                return 2;
         } else {
             fprintf(stderr, "medvlp search: unexpected argument '%s'\n", arg);
             search_usage(stderr);
@@ -354,7 +362,7 @@ int cmd_search(int argc, char **argv)
         return 2;
     }
     mv_model *model;
-    int status = cli_open_model("search", model_dir, &model);
+    int status = cli_open_model_with("search", model_dir, &model_options, &model);
     if (status)
         return status;
     mv_error err;

@@ -9,11 +9,12 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: medvlp info -m DIR [--no-checksum]\n\n"
+    fprintf(out, "usage: medvlp info -m DIR [--no-checksum] [--quant none|int8]\n\n"
                  "Prints JSON: family, layout, embedding dim (text and image share it), context length,\n"
                  "image size and preprocessing (null without an image tower), parameter count, dtype,\n"
                  "each weight file with its format and SHA-256, the weights checksum an index records,\n"
-                 "the names of unused tensors, and whether the weights are tiny random test weights.\n"
+                 "the names of unused tensors, whether the weights are tiny random test weights, and the\n"
+                 "weight storage the model is opened with (--quant).\n"
                  "Hashing reads every weight byte (about 1 s per GB); --no-checksum skips it.\n");
 }
 
@@ -35,6 +36,7 @@ int cmd_info(int argc, char **argv)
 {
     const char *dir = NULL;
     int with_checksum = 1;
+    mv_model_options options = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -43,6 +45,9 @@ int cmd_info(int argc, char **argv)
             dir = argv[++i];
         } else if (!strcmp(argv[i], "--no-checksum")) {
             with_checksum = 0;
+        } else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
+            if (cli_parse_quant("info", argv[++i], &options))
+                return 2;
         } else {
             fprintf(stderr, "medvlp info: unexpected argument '%s'\n", argv[i]);
             usage(stderr);
@@ -50,7 +55,7 @@ int cmd_info(int argc, char **argv)
         }
     }
     mv_model *model;
-    int status = cli_open_model("info", dir, &model);
+    int status = cli_open_model_with("info", dir, &options, &model);
     if (status)
         return status;
     mv_model_info info;
@@ -74,13 +79,13 @@ int cmd_info(int argc, char **argv)
     if (info.image_preprocessing)
         image = json_pack("{s:i, s:i, s:s}", "width", info.image_width, "height", info.image_height, "preprocessing",
                           info.image_preprocessing);
-    json_t *root = json_pack("{s:s, s:s, s:i, s:i, s:o, s:o, s:I, s:s, s:o, s:o, s:o, s:b}", "family", info.family,
+    json_t *root = json_pack("{s:s, s:s, s:i, s:i, s:o, s:o, s:I, s:s, s:o, s:o, s:o, s:b, s:s}", "family", info.family,
                              "layout", info.layout, "embedding_dim", info.embed_dim, "context_length",
                              info.context_length, "image_size",
                              info.image_size ? json_integer(info.image_size) : json_null(), "image", image,
                              "parameters", (json_int_t)info.n_params, "dtype", info.weights_dtype, "weights", files,
                              "weights_checksum", with_checksum ? json_string(checksum) : json_null(),
-                             "unused_tensors", unused, "tiny_random_weights", info.tiny_random);
+                             "unused_tensors", unused, "tiny_random_weights", info.tiny_random, "quant", info.quant);
     char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
     json_decref(root);
     mv_model_free(model);

@@ -60,6 +60,7 @@ static const struct flag {
     {"timeout", 0, INT, 1, 3600, "S  idle connection timeout in seconds (default 60)"},
     {"api-key-file", 0, STRING, 0, 0, "FILE  require 'Authorization: Bearer KEY' (KEY = the file's first line)"},
     {"log-format", 0, STRING, 0, 0, "json|text  access log format on stderr (default json)"},
+    {"quant", 0, STRING, 0, 0, "none|int8  encoder weights in int8: faster, cos >= 0.995 to fp32 (default none)"},
 };
 #define N_FLAGS (sizeof flags / sizeof flags[0])
 
@@ -123,6 +124,8 @@ static int apply(settings *s, const struct flag *f, const char *value, const cha
             if (strcmp(value, "json") && strcmp(value, "text"))
                 return mv_fail(err, MV_EINPUT, "%s: '%s' is not json or text", source, value);
             s->log_format = value;
+        } else if (!strcmp(f->name, "quant") && mv_quant_parse(value, &s->daemon.quant)) {
+            return mv_fail(err, MV_EINPUT, "%s: '%s' is not none or int8", source, value);
         }
         return MV_OK;
     }

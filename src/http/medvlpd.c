@@ -115,10 +115,10 @@ static char *info_json(void *self)
 {
     model_backend *mb = self;
     const mv_model_info *in = &mb->info;
-    json_t *info = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:I}", "family", in->family, "layout", in->layout,
+    json_t *info = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:I,s:s}", "family", in->family, "layout", in->layout,
                              "weights_format", in->weights_format, "weights_dtype", in->weights_dtype,
                              "context_length", in->context_length, "image_size", in->image_size, "n_params",
-                             (json_int_t)in->n_params);
+                             (json_int_t)in->n_params, "quant", in->quant);
     char *text = info ? json_dumps(info, JSON_COMPACT) : NULL;
     json_decref(info);
     return text;
@@ -290,7 +290,8 @@ static int open_backend(const mv_daemon_options *options, mv_backend **out, mv_e
     model_backend *mb = calloc(1, sizeof *mb);
     if (!mb)
         return mv_fail(err, MV_ENOMEM, "out of memory");
-    mv_model_options model_options = {.n_threads = options->n_threads, .max_pixels = options->max_pixels};
+    mv_model_options model_options = {.n_threads = options->n_threads, .max_pixels = options->max_pixels,
+                                      .quant = options->quant};
     int status = mv_model_open(options->model_dir, &model_options, &mb->model, err);
     if (status) {
         free(mb);

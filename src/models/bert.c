@@ -63,12 +63,12 @@ int mv_bert_load(mv_bert *bert, const mv_bert_config *config, mv_weights *w, con
         TAKE(ffn_out_b, MV_SHAPE(H), "output.dense.bias")
         TAKE(ffn_norm_w, MV_SHAPE(H), "output.LayerNorm.weight")
         TAKE(ffn_norm_b, MV_SHAPE(H), "output.LayerNorm.bias")
-        if (mv_packed_weight_init(&l->query, l->query_w, H, H) ||
-            mv_packed_weight_init(&l->key, l->key_w, H, H) ||
-            mv_packed_weight_init(&l->value, l->value_w, H, H) ||
-            mv_packed_weight_init(&l->attn_out, l->attn_out_w, H, H) ||
-            mv_packed_weight_init(&l->ffn_in, l->ffn_in_w, I, H) ||
-            mv_packed_weight_init(&l->ffn_out, l->ffn_out_w, H, I)) {
+        if (mv_packed_weight_init(&l->query, l->query_w, H, H, config->quant) ||
+            mv_packed_weight_init(&l->key, l->key_w, H, H, config->quant) ||
+            mv_packed_weight_init(&l->value, l->value_w, H, H, config->quant) ||
+            mv_packed_weight_init(&l->attn_out, l->attn_out_w, H, H, config->quant) ||
+            mv_packed_weight_init(&l->ffn_in, l->ffn_in_w, I, H, config->quant) ||
+            mv_packed_weight_init(&l->ffn_out, l->ffn_out_w, H, I, config->quant)) {
             rc = mv_fail(err, MV_ENOMEM, "out of memory packing BERT layer %d", i);
             goto fail;
         }

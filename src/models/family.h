@@ -94,6 +94,7 @@ struct mv_model {
     uint64_t max_pixels;     /* decode limit of mv_model_embed_image_bytes */
     char checksum[65];       /* mv_model_weights_checksum, computed on first use */
     int tiny_random;         /* the directory holds a TINY-RANDOM-WEIGHTS marker */
+    mv_quant quant;          /* how the towers store their Linear weights */
 };
 
 /* Opens a checkpoint and hands it to the model (freed with it). */
@@ -107,6 +108,15 @@ typedef struct mv_model_family {
     /* Opens the weight file(s) with mv_model_add_weights and builds the towers. */
     int (*load)(mv_model *model, const mv_model_dir *dir, mv_error *err);
 } mv_model_family;
+
+/* mv_bert_load into model->text.bert, mv_vit_load / mv_resnet_load into model->image, with the
+ * weight storage the model was opened with (mv_model_options.quant). */
+int mv_model_load_bert(mv_model *model, const mv_bert_config *config, mv_weights *weights, const char *prefix,
+                       int with_pooler, mv_error *err);
+int mv_model_load_vit(mv_model *model, const mv_vit_config *config, mv_weights *weights, const char *prefix,
+                      const char *head_name, mv_error *err);
+int mv_model_load_resnet(mv_model *model, const mv_resnet_config *config, mv_weights *weights,
+                         const mv_resnet_names *names, mv_error *err);
 
 /* CXR-BERT-specialized's text tower from its config.json and BertForMaskedLM-named weights (shared
  * by the cxr-bert family and the biovil pair). */

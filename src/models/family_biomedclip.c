@@ -14,9 +14,9 @@ static const struct known_bert {
     const char *hf_model_name;
     mv_bert_config config;
 } known_berts[] = {
-    {"microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract", {30522, 768, 12, 12, 3072, 512, 2, 1e-12f}},
-    {"microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract", {30522, 768, 12, 12, 3072, 512, 2, 1e-12f}},
-    {"bert-base-uncased", {30522, 768, 12, 12, 3072, 512, 2, 1e-12f}},
+    {"microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract", {30522, 768, 12, 12, 3072, 512, 2, 1e-12f, MV_QUANT_NONE}},
+    {"microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract", {30522, 768, 12, 12, 3072, 512, 2, 1e-12f, MV_QUANT_NONE}},
+    {"bert-base-uncased", {30522, 768, 12, 12, 3072, 512, 2, 1e-12f, MV_QUANT_NONE}},
 };
 
 /* The model config is either the hub file's "model_cfg" or the whole file (open_clip's own configs). */
@@ -111,7 +111,7 @@ static int load_image_tower(mv_model *model, const mv_model_dir *dir, const json
     tower->embed_dim = config.proj_dim;
     if (tower->width != tower->height)
         return mv_fail(err, MV_EUNSUPPORTED, "%s: non-square ViT input %d x %d", path, tower->width, tower->height);
-    if ((rc = mv_vit_load(&tower->vit, &config, w, "visual.trunk.", "visual.head.proj.weight", err)))
+    if ((rc = mv_model_load_vit(model, &config, w, "visual.trunk.", "visual.head.proj.weight", err)))
         return rc;
     return mv_image_tower_load_head(tower, w, NULL, NULL, NULL, err);
 }
@@ -139,7 +139,7 @@ static int load(mv_model *model, const mv_model_dir *dir, mv_error *err)
 
     mv_bert_config config;
     if ((rc = bert_config(dir, mv_json_string(text_cfg, "hf_model_name"), weights, &config, err)) ||
-        (rc = mv_bert_load(&tower->bert, &config, weights, "text.transformer.",
+        (rc = mv_model_load_bert(model, &config, weights, "text.transformer.",
                            tower->pooling == MV_POOL_BERT_POOLER, err)))
         return rc;
     if (model->context_length < 2 || model->context_length > config.max_positions)

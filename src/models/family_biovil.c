@@ -28,7 +28,7 @@ static int load_image(mv_model *model, const mv_model_dir *dir, mv_weights *w, m
     if ((rc = mv_manifest_transform(dir, &tower->transform, err)) ||
         (rc = mv_image_tower_set_transform(tower, dir->config_path, err)) ||
         (rc = mv_resnet_config_infer(w, &names, &config, err)) ||
-        (rc = mv_resnet_load(&tower->resnet, &config, w, &names, err)))
+        (rc = mv_model_load_resnet(model, &config, w, &names, err)))
         return rc;
     const mv_tensor_entry *hidden = mv_weights_find(w, "projector.model.0.weight");
     const mv_tensor_entry *output = mv_weights_find(w, "projector.model.3.weight");

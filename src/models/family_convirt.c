@@ -39,7 +39,7 @@ static int load_text(mv_model *model, const mv_model_dir *dir, mv_weights *w, mv
     mv_bert_config config;
     int rc = dir->text_config ? mv_bert_config_from_hf(dir->text_config, dir->text_config_path, &config, err)
                               : mv_bert_config_infer(w, "bert_model.", &config, err);
-    if (rc || (rc = mv_bert_load(&tower->bert, &config, w, "bert_model.", 0, err)) ||
+    if (rc || (rc = mv_model_load_bert(model, &config, w, "bert_model.", 0, err)) ||
         (rc = head_sizes(w, "bert_l1.weight", "bert_l2.weight", &tower->proj_hidden, &tower->embed_dim, err)))
         return rc;
     tower->pooling = MV_POOL_MEAN;
@@ -65,7 +65,7 @@ static int load_image(mv_model *model, const mv_model_dir *dir, mv_weights *w, m
     if ((rc = mv_manifest_transform(dir, t, err)) ||
         (rc = mv_image_tower_set_transform(tower, dir->config_path, err)) ||
         (rc = mv_resnet_config_infer(w, &names, &config, err)) ||
-        (rc = mv_resnet_load(&tower->resnet, &config, w, &names, err)) ||
+        (rc = mv_model_load_resnet(model, &config, w, &names, err)) ||
         (rc = head_sizes(w, "res_l1.weight", "res_l2.weight", &tower->head_hidden, &tower->embed_dim, err)))
         return rc;
     tower->encoder = MV_ENCODER_RESNET;

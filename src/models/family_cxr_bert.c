@@ -20,7 +20,7 @@ int mv_cxr_bert_load_text(mv_model *model, const json_t *config_json, const char
     int rc;
     if ((rc = mv_bert_config_from_hf(config_json, config_path, &config, err)) ||
         (rc = mv_json_int(config_json, "projection_size", 1, &projection_size, config_path, err)) ||
-        (rc = mv_bert_load(&tower->bert, &config, weights, "bert.", 0, err)))
+        (rc = mv_model_load_bert(model, &config, weights, "bert.", 0, err)))
         return rc;
     /* hi-ml: CLS of the last layer → BertProjectionHead(hidden → projection_size → projection_size),
      * its LayerNorm built with the config's layer_norm_eps. */

@@ -123,7 +123,7 @@ static int load_text(mv_model *model, const mv_model_dir *dir, mv_weights *w, co
     mv_bert_config config;
     int rc = dir->text_config ? mv_bert_config_from_hf(dir->text_config, dir->text_config_path, &config, err)
                               : mv_bert_config_infer(w, bert_prefix, &config, err);
-    if (rc || (rc = mv_bert_load(&tower->bert, &config, w, bert_prefix, 0, err)) ||
+    if (rc || (rc = mv_model_load_bert(model, &config, w, bert_prefix, 0, err)) ||
         (rc = mv_manifest_file(dir, "text", "vocab", "vocab.txt", 1, vocab, err)))
         return rc;
     gloria_data *data = calloc(1, sizeof *data);
@@ -159,7 +159,7 @@ static int load_image(mv_model *model, const mv_model_dir *dir, mv_weights *w, c
     int rc;
     if ((rc = mv_image_tower_set_transform(tower, dir->config_path, err)) ||
         (rc = mv_resnet_config_infer(w, &names, &config, err)) ||
-        (rc = mv_resnet_load(&tower->resnet, &config, w, &names, err)))
+        (rc = mv_model_load_resnet(model, &config, w, &names, err)))
         return rc;
     tower->prepare_custom = prepare;
     snprintf(tower->description, sizeof tower->description,

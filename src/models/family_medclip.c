@@ -88,7 +88,7 @@ static int load_text(mv_model *model, const mv_model_dir *dir, mv_weights *w, mv
     mv_bert_config config;
     int rc = dir->text_config ? mv_bert_config_from_hf(dir->text_config, dir->text_config_path, &config, err)
                               : mv_bert_config_infer(w, "text_model.model.", &config, err);
-    if (rc || (rc = mv_bert_load(&tower->bert, &config, w, "text_model.model.", 0, err)))
+    if (rc || (rc = mv_model_load_bert(model, &config, w, "text_model.model.", 0, err)))
         return rc;
     if (config.n_layers < 3)
         return mv_fail(err, MV_EFORMAT, "%s: MedCLIP pools BERT layers 1, 2 and the last; this one has %d layers",
@@ -165,7 +165,7 @@ static int load_image(mv_model *model, const mv_model_dir *dir, mv_weights *w, m
     int rc;
     if ((rc = mv_image_tower_set_transform(tower, dir->config_path, err)) ||
         (rc = mv_resnet_config_infer(w, &names, &config, err)) ||
-        (rc = mv_resnet_load(&tower->resnet, &config, w, &names, err)))
+        (rc = mv_model_load_resnet(model, &config, w, &names, err)))
         return rc;
     tower->prepare_custom = prepare;
     snprintf(tower->description, sizeof tower->description,

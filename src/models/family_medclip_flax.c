@@ -173,7 +173,7 @@ static int load_text(mv_model *model, const mv_model_dir *dir, const json_t *hub
     mv_bert_config config;
     int rc;
     if ((rc = mv_bert_config_from_hf(json_object_get(hub, "text_config"), hub_path, &config, err)) ||
-        (rc = mv_bert_load(&tower->bert, &config, w, "text_model.", 1, err)))
+        (rc = mv_model_load_bert(model, &config, w, "text_model.", 1, err)))
         return rc;
     const mv_tensor_entry *proj = mv_weights_find(w, "text_projection.weight");
     if (!proj || proj->ndim != 2)
@@ -219,7 +219,7 @@ static int load_image(mv_model *model, const mv_model_dir *dir, const json_t *hu
     mv_transform_openclip(&tower->transform, image_size, mv_openai_mean, mv_openai_std);
     if ((rc = mv_manifest_transform(dir, &tower->transform, err)) ||
         (rc = mv_image_tower_set_transform(tower, dir->config_path, err)) ||
-        (rc = mv_vit_load(&tower->vit, &config, w, "vision_model.", "visual_projection.weight", err)))
+        (rc = mv_model_load_vit(model, &config, w, "vision_model.", "visual_projection.weight", err)))
         return rc;
     tower->encoder = MV_ENCODER_VIT;
     tower->head = MV_IMAGE_HEAD_NONE;

@@ -39,6 +39,30 @@ int mv_model_add_checkpoint(mv_model *model, const mv_model_dir *dir, mv_weights
     return rc ? rc : mv_model_add_weights(model, path, out, err);
 }
 
+int mv_model_load_bert(mv_model *model, const mv_bert_config *config, mv_weights *weights, const char *prefix,
+                       int with_pooler, mv_error *err)
+{
+    mv_bert_config c = *config;
+    c.quant = model->quant;
+    return mv_bert_load(&model->text.bert, &c, weights, prefix, with_pooler, err);
+}
+
+int mv_model_load_vit(mv_model *model, const mv_vit_config *config, mv_weights *weights, const char *prefix,
+                      const char *head_name, mv_error *err)
+{
+    mv_vit_config c = *config;
+    c.quant = model->quant;
+    return mv_vit_load(&model->image.vit, &c, weights, prefix, head_name, err);
+}
+
+int mv_model_load_resnet(mv_model *model, const mv_resnet_config *config, mv_weights *weights,
+                         const mv_resnet_names *names, mv_error *err)
+{
+    mv_resnet_config c = *config;
+    c.quant = model->quant;
+    return mv_resnet_load(&model->image.resnet, &c, weights, names, err);
+}
+
 static int collect_unused(mv_model *model, mv_error *err)
 {
     size_t n = 0;
@@ -77,6 +101,9 @@ static int check_loaded(const mv_model *model, const char *path, mv_error *err)
 int mv_model_open(const char *path, const mv_model_options *options, mv_model **out, mv_error *err)
 {
     *out = NULL;
+    mv_quant quant = options ? options->quant : MV_QUANT_NONE;
+    if (!mv_quant_supported(quant))
+        return mv_fail(err, MV_EUNSUPPORTED, "--quant %s needs a CPU with AVX2", mv_quant_name(quant));
     mv_model_dir dir;
     int rc = mv_model_dir_open(path, &dir, err);
     if (rc)
@@ -100,6 +127,7 @@ int mv_model_open(const char *path, const mv_model_options *options, mv_model **
     }
     model->family = family->name;
     model->layout = dir.layout;
+    model->quant = quant;
     model->max_pixels = options && options->max_pixels ? options->max_pixels : MV_IMAGE_DEFAULT_MAX_PIXELS;
     char marker[PATH_MAX];
     model->tiny_random = mv_path_join(marker, sizeof marker, path, "TINY-RANDOM-WEIGHTS", err) == MV_OK &&
@@ -114,6 +142,11 @@ int mv_model_open(const char *path, const mv_model_options *options, mv_model **
     }
     if (options && options->n_threads > 0)
         mv_set_threads(options->n_threads);
+    /* The Linear/conv weights now live in packed (or int8) copies: their file pages would stay in the
+     * resident set for nothing. What inference still reads (embedding rows, norms, heads) faults back
+     * in from the page cache. */
+    for (int f = 0; f < model->n_weights; f++)
+        mv_weights_release_pages(model->weights[f]);
     *out = model;
     return MV_OK;
 }
@@ -177,6 +210,7 @@ void mv_model_get_info(const mv_model *model, mv_model_info *info)
     }
     info->n_unused_tensors = model->n_unused;
     info->tiny_random = model->tiny_random;
+    info->quant = mv_quant_name(model->quant);
 }
 
 const char *mv_model_weights_file(const mv_model *model, int index, const char **format)

@@ -78,6 +78,7 @@ typedef struct loader {
     const char *prefix;
     float eps;
     float *cursor;            /* next free float of model->folded */
+    mv_quant quant;
 } loader;
 
 /* Folds conv `conv_name` + BatchNorm `bn_name` into the next free floats of model->folded. */
@@ -89,7 +90,7 @@ static int fold_conv(loader *ld, mv_conv2d *conv, int in, int out, int kernel, i
     int rc = mv_conv2d_fold_bn(ld->weights, ld->prefix, conv_name, bn_name, in, out, kernel, ld->eps, weight,
                                bias, err);
     *conv = (mv_conv2d){in, out, kernel, stride, (kernel - 1) / 2, weight, bias, {0}};
-    if (!rc && mv_packed_weight_init(&conv->packed, weight, out, kernel * kernel * in))
+    if (!rc && mv_packed_weight_init(&conv->packed, weight, out, kernel * kernel * in, ld->quant))
         rc = mv_fail(err, MV_ENOMEM, "resnet: out of memory packing %s", conv_name);
     return rc;
 }
@@ -140,7 +141,7 @@ int mv_resnet_load(mv_resnet **out, const mv_resnet_config *config, mv_weights *
         mv_resnet_free(model);
         return mv_fail(err, MV_ENOMEM, "resnet: out of memory for %zu weights", folded_size(config));
     }
-    loader ld = {weights, names->prefix ? names->prefix : "", config->bn_eps, model->folded};
+    loader ld = {weights, names->prefix ? names->prefix : "", config->bn_eps, model->folded, config->quant};
     int rc = fold_conv(&ld, &model->stem, config->in_channels, config->stem_channels, 7, 2,
                        names->stem_conv, names->stem_bn, err);
     mv_bottleneck *blk = model->blocks;

@@ -16,13 +16,13 @@
 mv_vit_config mv_vit_config_timm(int image_size, int patch_size, int width, int depth, int heads, int proj_dim)
 {
     return (mv_vit_config){MV_VIT_TIMM, image_size, patch_size, 3, width, depth, heads, 4 * width, proj_dim,
-                           1e-6f};
+                           1e-6f, MV_QUANT_NONE};
 }
 
 mv_vit_config mv_vit_config_clip(int image_size, int patch_size, int width, int depth, int heads, int proj_dim)
 {
     return (mv_vit_config){MV_VIT_CLIP, image_size, patch_size, 3, width, depth, heads, 4 * width, proj_dim,
-                           1e-5f};
+                           1e-5f, MV_QUANT_NONE};
 }
 
 /* Module names inside one block, after the block's own prefix. */
@@ -128,10 +128,10 @@ static int load_layer(loader *ld, mv_vit *m, int index, mv_error *err)
         rc = take_linear(ld, names->fc1, c->mlp_dim, c->width, &l->fc1_w, &l->fc1_b, err);
     if (!rc)
         rc = take_linear(ld, names->fc2, c->width, c->mlp_dim, &l->fc2_w, &l->fc2_b, err);
-    if (!rc && (mv_packed_weight_init(&l->qkv, l->qkv_w, 3 * c->width, c->width) ||
-                mv_packed_weight_init(&l->proj, l->proj_w, c->width, c->width) ||
-                mv_packed_weight_init(&l->fc1, l->fc1_w, c->mlp_dim, c->width) ||
-                mv_packed_weight_init(&l->fc2, l->fc2_w, c->width, c->mlp_dim)))
+    if (!rc && (mv_packed_weight_init(&l->qkv, l->qkv_w, 3 * c->width, c->width, c->quant) ||
+                mv_packed_weight_init(&l->proj, l->proj_w, c->width, c->width, c->quant) ||
+                mv_packed_weight_init(&l->fc1, l->fc1_w, c->mlp_dim, c->width, c->quant) ||
+                mv_packed_weight_init(&l->fc2, l->fc2_w, c->width, c->mlp_dim, c->quant)))
         rc = mv_fail(err, MV_ENOMEM, "vit: out of memory packing block %d", index);
     return rc;
 }

@@ -13,9 +13,11 @@
  * walked in blocks of KC, rows in chunks of at most MC, panels in groups (see packed_rows, run_packed).
  * Work items (row chunk × panel group) go to OpenMP threads (mv_get_threads()). CPUs without
  * AVX-512, and products of many rows with a large weight, use cblas_sgemm on the original weights,
- * which the packed weight keeps a pointer to. */
+ * which the packed weight keeps a pointer to. The int8 format (MV_QUANT_INT8) has its own panels and
+ * kernels (gemm_int8.c); its calls take the unpacked route here, where gemm_int8 replaces cblas. */
 #include "medvlp/tensor.h"
 #include "packed_kernel.h"
+#include "tensor/gemm_int8.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -57,9 +59,38 @@ static int use_packed_kernel(void)
 #endif
 }
 
-int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features)
+static const char *const quant_names[] = {[MV_QUANT_NONE] = "none", [MV_QUANT_INT8] = "int8"};
+
+const char *mv_quant_name(mv_quant quant)
 {
-    *pw = (mv_packed_weight){.weight = weight, .n = out_features, .k = in_features};
+    return quant_names[quant];
+}
+
+int mv_quant_parse(const char *name, mv_quant *out)
+{
+    for (size_t i = 0; i < sizeof quant_names / sizeof *quant_names; i++)
+        if (!strcmp(name, quant_names[i])) {
+            *out = (mv_quant)i;
+            return 0;
+        }
+    return -1;
+}
+
+int mv_quant_supported(mv_quant quant)
+{
+    return quant != MV_QUANT_INT8 || mv_int8_best_isa() != MV_INT8_UNSUPPORTED;
+}
+
+int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features,
+                          mv_quant quant)
+{
+    *pw = (mv_packed_weight){.weight = weight, .quant = quant, .n = out_features, .k = in_features};
+    if (quant == MV_QUANT_INT8) {
+        if (!mv_quant_supported(quant))
+            return -1;
+        pw->int8 = mv_int8_weight_new(weight, out_features, in_features, mv_int8_best_isa());
+        return pw->int8 ? 0 : -1;
+    }
     if (!use_packed_kernel())
         return 0;
     int panels = (out_features + NR - 1) / NR;
@@ -88,6 +119,8 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 {
     free(pw->packed);
     pw->packed = NULL;
+    mv_int8_weight_free(pw->int8);
+    pw->int8 = NULL;
 }
 
 #ifdef HAVE_AVX512_KERNEL
@@ -192,12 +225,17 @@ static void finish_rows(const mv_gemm_epilogue *ep, const float *residual, int r
         mv_gelu_erf_fast(y, count);
 }
 
-/* cblas_sgemm on the original weight (see run_call), rows [m0, m1) of the call. */
+/* cblas_sgemm on the original weight (see run_call), or the int8 product, rows [m0, m1) of the call. */
 static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
 {
     const mv_packed_weight *pw = c->pw;
     const float *residual = c->ep.residual ? c->ep.residual + (size_t)m0 * pw->n : NULL;
     float *y = c->y + (size_t)m0 * pw->n;
+    if (pw->int8) {
+        mv_int8_gemm(a, m1 - m0, pw->int8,
+                     &(mv_gemm_epilogue){.bias = c->ep.bias, .residual = residual, .activation = c->ep.activation}, y);
+        return;
+    }
     (residual == y ? mv_linear_accumulate : mv_linear)(a, m1 - m0, pw->k, pw->weight, c->ep.bias, pw->n, y);
     finish_rows(&c->ep, residual, m1 - m0, pw->n, y);
 }

@@ -69,7 +69,7 @@ static void operands_init(operands *o, size_t x_floats, int n, int k, size_t row
     /* Without a packed copy the weight takes the cblas path, as on CPUs without AVX-512. */
     o->pw = (mv_packed_weight){.weight = o->w, .n = n, .k = k};
     if (packed)
-        CHECK(mv_packed_weight_init(&o->pw, o->w, n, k) == 0);
+        CHECK(mv_packed_weight_init(&o->pw, o->w, n, k, MV_QUANT_NONE) == 0);
 }
 
 static mv_gemm_epilogue operands_epilogue(const operands *o, mv_activation act)

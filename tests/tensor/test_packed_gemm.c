@@ -30,7 +30,7 @@ static void check_shape(int m, int n, int k, int accumulate, unsigned *seed)
         for (int j = 0; j < n; j++)
             expect[(size_t)r * n + j] += bias[j];
     mv_packed_weight pw;
-    CHECK(mv_packed_weight_init(&pw, w, n, k) == 0);
+    CHECK(mv_packed_weight_init(&pw, w, n, k, MV_QUANT_NONE) == 0);
     mv_packed_linear(x, m, &pw, bias, accumulate, y);
     double worst = 0.0;
     for (int i = 0; i < m * n; i++) {

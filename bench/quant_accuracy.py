@@ -1,0 +1,110 @@
+"""quant_accuracy.py — the accuracy cost of `--quant int8` on the benchmark's full-size models (not a
+test: it needs bench/run's models and Debian's torch; the CI-sized checks are tests/quant/).
+
+    /usr/bin/python3 bench/quant_accuracy.py MODELS_DIR MEDVLP_ENGINE [N_ITEMS [N_QUERIES [SEQ_LEN]]]
+
+1. cos to PyTorch fp32: 32 random texts of 32 tokens (BERT-base + BiomedCLIP head, normalised), 4 random
+   224² images through ViT-B/16 (+ projection) and ResNet-50 (pooled features), run by PyTorch on the
+   state dicts and by medvlp_engine ("embed" command) with fp32 and with int8 weights.
+2. retrieval: N_ITEMS (default 10000) random texts of SEQ_LEN (default 16) tokens and N_QUERIES (200)
+   query texts embedded by medvlp fp32 and int8; exact top-10 by inner product of each query in each
+   index; the mean overlap of the two top-10 lists (and the worst query)."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_engine  # noqa: E402
+
+TOP_K = 10
+CHUNK = 256
+
+
+class Medvlp:
+    def __init__(self, engine, kind, path, quant):
+        self.p = subprocess.Popen([engine, kind, path, quant], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        self.p.stdout.readline()  # load time
+
+    def embed(self, inputs, seq_len, dim, tmp):
+        """inputs: int32 ids [n, seq_len] or float32 images [n, 3, 224, 224]; returns float32 [n, dim]."""
+        out = []
+        for start in range(0, len(inputs), CHUNK):
+            chunk = np.ascontiguousarray(inputs[start:start + CHUNK])
+            chunk.tofile(os.path.join(tmp, "in"))
+            self.p.stdin.write("embed %d %d %s %s\n" % (len(chunk), seq_len, os.path.join(tmp, "in"),
+                                                        os.path.join(tmp, "out")))
+            self.p.stdin.flush()
+            assert self.p.stdout.readline().strip() == "ok"
+            out.append(np.fromfile(os.path.join(tmp, "out"), dtype=np.float32).reshape(len(chunk), dim))
+        return np.concatenate(out)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def random_ids(n, seq_len, gen):
+    ids = torch.randint(5, 30522, (n, seq_len), generator=gen, dtype=torch.int32)
+    ids[:, 0], ids[:, -1] = 2, 3
+    return ids
+
+
+def cosines(a, b):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
+
+
+def parity(models, engine, tmp):
+    gen = torch.Generator().manual_seed(5)
+    cases = [("text", "text", random_ids(32, 32, gen), 32, 512),
+             ("vit_b16", "vit_b16.safetensors", torch.rand(4, 3, 224, 224, generator=gen) - 0.5, 0, 512),
+             ("resnet50", "resnet50.safetensors", torch.rand(4, 3, 224, 224, generator=gen) - 0.5, 0, 2048)]
+    for kind, path, inputs, seq_len, dim in cases:
+        model = torch_engine.load(kind, os.path.join(models, kind + "_state.pt"))
+        with torch.inference_mode():
+            want = (model(inputs.long(), torch.ones_like(inputs.long())) if kind == "text" else model(inputs)).numpy()
+        for quant in ("none", "int8"):
+            m = Medvlp(engine, kind, os.path.join(models, path), quant)
+            got = m.embed(inputs.numpy(), seq_len, dim, tmp)
+            m.close()
+            c = cosines(got, want)
+            print("%-9s %-5s vs PyTorch fp32: min cos %.6f, mean %.6f over %d" % (kind, quant, c.min(), c.mean(),
+                                                                                 len(c)), flush=True)
+
+
+def top_k(queries, items):
+    scores = queries @ items.T
+    return np.argsort(-scores, axis=1)[:, :TOP_K]
+
+
+def retrieval(models, engine, tmp, n_items, n_queries, seq_len):
+    gen = torch.Generator().manual_seed(9)
+    items, queries = random_ids(n_items, seq_len, gen).numpy(), random_ids(n_queries, seq_len, gen).numpy()
+    tops, item_embs = [], []
+    for quant in ("none", "int8"):
+        m = Medvlp(engine, "text", os.path.join(models, "text"), quant)
+        item_emb, query_emb = m.embed(items, seq_len, 512, tmp), m.embed(queries, seq_len, 512, tmp)
+        m.close()
+        tops.append(top_k(query_emb, item_emb))
+        item_embs.append(item_emb)
+    common = [len(set(a) & set(b)) for a, b in zip(tops[0], tops[1])]
+    print("retrieval: %d texts of %d tokens, %d queries: top-%d overlap int8 vs fp32 %.4f (worst query %d/%d); "
+          "items' min cos int8 vs fp32 %.6f" % (n_items, seq_len, n_queries, TOP_K, np.mean(common) / TOP_K,
+                                                min(common), TOP_K, cosines(*item_embs).min()), flush=True)
+
+
+def main(models, engine, n_items=10000, n_queries=200, seq_len=16):
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    with tempfile.TemporaryDirectory() as tmp:
+        parity(models, engine, tmp)
+        retrieval(models, engine, tmp, int(n_items), int(n_queries), int(seq_len))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,163 @@
+/* test_quant_accuracy.c — the accuracy cost of `--quant int8`, measured against PyTorch's fp32 outputs
+ * (the committed references of tests/reference/make_text_model_fixtures.py and make_family_fixtures.py,
+ * not medvlp's own fp32 path): every reference text and image of every tiny model fixture, embedded
+ * through the public API (cleaning + WordPiece, decoding + preprocessing, encoder, head) with the
+ * model opened as int8, must keep cos >= 0.995 (issue 7). Prints the minimum per fixture and side. */
+#include "medvlp/file.h"
+#include "medvlp/model.h"
+#include "../test.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+#define MIN_COS 0.995
+
+static char fixtures[2048];
+
+static json_t *load_json(const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/expected/%s", fixtures, name);
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    CHECK_MSG(j != NULL, "%s: %s", path, jerr.text);
+    return j;
+}
+
+/* cos of out[i] against want[i] (JSON rows) for each i; checks and prints the minimum. */
+static void compare(const char *what, const float *out, const json_t *want, int n, int dim)
+{
+    float *row = malloc((size_t)dim * sizeof *row);
+    double min_cos = 1.0;
+    CHECK_INT_EQ(json_array_size(want), n);
+    for (int i = 0; i < n && i < (int)json_array_size(want); i++) {
+        const json_t *values = json_array_get(want, (size_t)i);
+        CHECK_INT_EQ(json_array_size(values), dim);
+        for (int d = 0; d < dim; d++)
+            row[d] = (float)json_number_value(json_array_get(values, (size_t)d));
+        double cos = test_cosine(out + (size_t)i * dim, row, (size_t)dim);
+        CHECK_MSG(cos >= MIN_COS, "%s item %d: cos %.6f", what, i, cos);
+        min_cos = cos < min_cos ? cos : min_cos;
+    }
+    printf("%-32s int8 vs PyTorch fp32: min cos %.6f over %d\n", what, min_cos, n);
+    free(row);
+}
+
+static mv_model *open_int8(const char *dir_name)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/models/%s", fixtures, dir_name);
+    mv_model_options options = {.quant = MV_QUANT_INT8};
+    mv_model *model = NULL;
+    mv_error err;
+    CHECK_MSG(mv_model_open(dir, &options, &model, &err) == MV_OK, "%s: %s", dir_name, err.message);
+    if (model) {
+        mv_model_info info;
+        mv_model_get_info(model, &info);
+        CHECK(!strcmp(info.quant, "int8"));
+    }
+    return model;
+}
+
+static void check_texts(mv_model *model, const char *what, const json_t *texts, const json_t *want)
+{
+    const int n = (int)json_array_size(texts);
+    mv_model_info info;
+    mv_model_get_info(model, &info);
+    const char **ptrs = malloc((size_t)n * sizeof *ptrs);
+    float *out = malloc((size_t)n * info.embed_dim * sizeof *out);
+    for (int i = 0; i < n; i++)
+        ptrs[i] = json_string_value(json_array_get(texts, (size_t)i));
+    mv_error err;
+    CHECK_MSG(mv_model_embed_texts(model, ptrs, NULL, n, 1, out, NULL, NULL, &err) == MV_OK, "%s", err.message);
+    compare(what, out, want, n, info.embed_dim);
+    free(ptrs);
+    free(out);
+}
+
+static void check_images(mv_model *model, const char *what, const json_t *expected)
+{
+    const json_t *names = json_object_get(expected, "images");
+    const int n = (int)json_array_size(names);
+    mv_model_info info;
+    mv_model_get_info(model, &info);
+    mv_mapped_file *files = calloc((size_t)n, sizeof *files);
+    const void **bytes = calloc((size_t)n, sizeof *bytes);
+    size_t *sizes = calloc((size_t)n, sizeof *sizes);
+    float *out = malloc((size_t)n * info.embed_dim * sizeof *out);
+    mv_error err;
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/models/images/%s", fixtures, json_string_value(json_array_get(names, (size_t)i)));
+        ok &= mv_file_map(path, &files[i], &err) == MV_OK;
+        bytes[i] = files[i].data;
+        sizes[i] = files[i].size;
+    }
+    CHECK(ok);
+    if (ok) {
+        CHECK_MSG(mv_model_embed_image_bytes(model, bytes, sizes, NULL, n, 1, out, &err) == MV_OK, "%s", err.message);
+        compare(what, out, json_object_get(expected, "normalized"), n, info.embed_dim);
+    }
+    for (int i = 0; i < n; i++)
+        mv_file_unmap(&files[i]);
+    free(files);
+    free(bytes);
+    free(sizes);
+    free(out);
+}
+
+int main(void)
+{
+    snprintf(fixtures, sizeof fixtures, "%s", getenv("MEDVLP_FIXTURES") ? getenv("MEDVLP_FIXTURES") : "tests/fixtures");
+    if (!mv_quant_supported(MV_QUANT_INT8)) {
+        printf("no AVX2: int8 is refused here, nothing to measure\n");
+        return test_report("quant_accuracy");
+    }
+    json_t *biomedclip = load_json("biomedclip.json"), *cxr_bert = load_json("cxr-bert.json");
+    json_t *images_biomedclip = load_json("images_biomedclip.json"), *images_biovil = load_json("images_biovil.json");
+    json_t *images_convirt = load_json("images_convirt.json");
+    if (!biomedclip || !cxr_bert || !images_biomedclip || !images_biovil || !images_convirt)
+        return test_report("quant_accuracy");
+
+    /* BiomedCLIP layout (BERT + ViT), both checkpoint formats. */
+    const char *biomedclip_dirs[] = {"biomedclip", "biomedclip-safetensors"};
+    for (int i = 0; i < 2; i++) {
+        mv_model *model = open_int8(biomedclip_dirs[i]);
+        if (!model)
+            continue;
+        char what[128];
+        snprintf(what, sizeof what, "%s texts", biomedclip_dirs[i]);
+        check_texts(model, what, json_object_get(biomedclip, "texts"),
+                    json_object_get(json_object_get(biomedclip, "single"), "normalized"));
+        snprintf(what, sizeof what, "%s images (ViT)", biomedclip_dirs[i]);
+        check_images(model, what, images_biomedclip);
+        mv_model_free(model);
+    }
+    /* CXR-BERT alone, and with BioViL's ResNet-50 image tower. */
+    mv_model *model = open_int8("cxr-bert");
+    if (model) {
+        check_texts(model, "cxr-bert texts", json_object_get(cxr_bert, "texts"),
+                    json_object_get(json_object_get(cxr_bert, "single"), "normalized"));
+        mv_model_free(model);
+    }
+    if ((model = open_int8("biovil"))) {
+        check_texts(model, "biovil texts", json_object_get(cxr_bert, "texts"),
+                    json_object_get(json_object_get(cxr_bert, "single"), "normalized"));
+        check_images(model, "biovil images (ResNet)", images_biovil);
+        mv_model_free(model);
+    }
+    /* ConVIRT: ClinicalBERT + ResNet-50. */
+    if ((model = open_int8("convirt"))) {
+        check_texts(model, "convirt texts", json_object_get(images_convirt, "texts"),
+                    json_object_get(images_convirt, "text_normalized"));
+        check_images(model, "convirt images (ResNet)", images_convirt);
+        mv_model_free(model);
+    }
+    json_decref(biomedclip);
+    json_decref(cxr_bert);
+    json_decref(images_biomedclip);
+    json_decref(images_biovil);
+    json_decref(images_convirt);
+    return test_report("quant_accuracy");
+}
