@@ -5,8 +5,9 @@
 set -uo pipefail
 probe="$MEDVLP_SOURCE_ROOT/deploy/healthcheck"
 . "$(dirname "$0")/nginx_render.sh"
+. "$(dirname "$0")/../kill_own.sh"
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done' EXIT
+trap 'kill_own TERM "${pids[@]}"' EXIT
 serve() { # PORT STATUS: answers every GET with STATUS
   /usr/bin/python3 -c 'import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):

@@ -17,11 +17,12 @@ for tool in nginx openssl curl; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
 done
 . "$(dirname "$0")/nginx_render.sh"
+. "$(dirname "$0")/../kill_own.sh"
 build=$MEDVLP_BUILD_ROOT
 dir=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  kill_own TERM "${pids[@]}"
   wait 2>/dev/null
   rm -rf "$dir"
 }

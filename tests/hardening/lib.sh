@@ -1,6 +1,7 @@
 # lib.sh — shared by the hardening scripts (sourced): build paths, starting medvlpd on a free port of
 # 127.0.0.1 and waiting for it, requests that capture the status, and pass/fail bookkeeping.
 # The caller sets tmp (a scratch folder it removes) before calling hd_start.
+source "$(dirname "${BASH_SOURCE[0]}")/../kill_own.sh"
 medvlpd=${MEDVLP_BUILD_ROOT:?}/medvlpd
 medvlp=$MEDVLP_BUILD_ROOT/medvlp
 fixtures=${MEDVLP_FIXTURES:?}

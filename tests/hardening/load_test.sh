@@ -16,7 +16,7 @@ export MEDVLP_BUILD_ROOT=${MEDVLP_BUILD_ROOT:-$here/../../build}
 export MEDVLP_FIXTURES=${MEDVLP_FIXTURES:-$here/../fixtures}
 source "$here/lib.sh"
 tmp=$(mktemp -d)
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { kill_own 9 "$pid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 faults=("python3" "$here/faults.py")
 json=(-H 'Content-Type: application/json')
@@ -141,7 +141,7 @@ for part in "${parts[@]}"; do
     rc=$?
     [ "$rc" = 77 ] && skipped=1
     [ "$rc" != 0 ] && [ "$rc" != 77 ] && { failures=$((failures + 1)); echo "FAIL: $part did not run" >&2; }
-    [ -n "$pid" ] && { kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=; }
+    kill_own 9 "$pid"; [ -n "$pid" ] && { wait "$pid" 2>/dev/null; pid=; }
 done
 echo "load_test: $((checks - failures))/$checks checks passed"
 [ "$failures" -eq 0 ] || exit 1

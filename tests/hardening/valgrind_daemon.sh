@@ -9,7 +9,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 tmp=$(mktemp -d)
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { kill_own 9 "$pid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 command -v valgrind >/dev/null || { echo "valgrind not installed (scripts/setup)"; exit 77; }
 

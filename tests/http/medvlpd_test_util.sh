@@ -1,5 +1,6 @@
 # medvlpd_test_util.sh — sourced by the shell tests that run a real medvlpd: the check counter and
 # starting the daemon on an ephemeral loopback port. The sourcing script sets medvlpd and tmp.
+source "$(dirname "${BASH_SOURCE[0]}")/../kill_own.sh"
 failures=0
 checks=0
 pid=

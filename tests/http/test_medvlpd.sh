@@ -9,7 +9,7 @@ medvlp=$MEDVLP_BUILD_ROOT/medvlp
 model=$MEDVLP_FIXTURES/models/biomedclip-safetensors
 tmp=$(mktemp -d)
 source "$MEDVLP_SOURCE_ROOT/tests/http/medvlpd_test_util.sh"
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { kill_own 9 "$pid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 # max |a - b| over two JSON arrays of arrays is below 1e-6
 same_rows() {

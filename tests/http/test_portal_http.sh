@@ -13,7 +13,7 @@ portal=$MEDVLP_SOURCE_ROOT/src/http/portal
 imgs=$MEDVLP_FIXTURES/models/images
 tmp=$(mktemp -d)
 source "$MEDVLP_SOURCE_ROOT/tests/http/medvlpd_test_util.sh"
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { kill_own 9 "$pid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 echo "portal-test-key" >"$tmp/key"
 start() { require_medvlpd -m "$model" -i "$tmp/index" --api-key-file "$tmp/key"; }
@@ -144,4 +144,4 @@ check "the 404 names no server path" bash -c "! grep -q '$tmp' '$tmp/body'"
 kill -TERM "$pid"; wait "$pid"; pid=
 
 echo "portal http: $checks checks, $failures failed"
-[ "$failures" = 0 ]
+[ "$failures" = 0 ] || { echo "last daemon's log:" >&2; cat "$tmp/log" >&2; exit 1; }

@@ -10,8 +10,9 @@ pids=()
 failures=0
 checks=0
 
+source "$MEDVLP_SOURCE_ROOT/tests/kill_own.sh"
 cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    kill_own 9 "${pids[@]}"
     rm -rf "$tmp"
 }
 trap cleanup EXIT

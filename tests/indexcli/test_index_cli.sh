@@ -13,7 +13,8 @@ tmp=$(mktemp -d)
 pid=
 failures=0
 checks=0
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+source "$MEDVLP_SOURCE_ROOT/tests/kill_own.sh"
+cleanup() { kill_own 9 "$pid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 check() {
     local what=$1; shift

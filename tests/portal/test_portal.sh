@@ -16,7 +16,7 @@ fi
 
 tmp=$(mktemp -d)
 source "$MEDVLP_SOURCE_ROOT/tests/http/medvlpd_test_util.sh"
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { kill_own 9 "$pid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 echo "portal-test-key" >"$tmp/key"
 require_medvlpd -m "$MEDVLP_FIXTURES/models/biomedclip" -i "$tmp/index" --api-key-file "$tmp/key" --log-format text

@@ -11,7 +11,7 @@ fx=$MEDVLP_FIXTURES/models
 model=$fx/biomedclip-safetensors
 tmp=$(mktemp -d)
 source "$MEDVLP_SOURCE_ROOT/tests/http/medvlpd_test_util.sh"
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { kill_own 9 "$pid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 # COMMAND... exits 2 with a message naming the quant option on stderr

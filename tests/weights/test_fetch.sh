@@ -12,7 +12,8 @@ tmp=$(mktemp -d)
 hub_pid=
 failures=0
 checks=0
-cleanup() { [ -n "$hub_pid" ] && kill "$hub_pid" 2>/dev/null; rm -rf "$tmp"; }
+source "$MEDVLP_SOURCE_ROOT/tests/kill_own.sh"
+cleanup() { kill_own TERM "$hub_pid"; rm -rf "$tmp"; }
 trap cleanup EXIT
 # jq 1.6 exits 0 for `jq -e FILTER FILE` when FILE is empty: an empty answer must fail its check.
 jq() { if [ "${1:-}" = -e ] && [ -f "${!#}" ] && [ ! -s "${!#}" ]; then return 1; fi; command jq "$@"; }
@@ -22,7 +23,7 @@ check() {
     if ! "$@" >/dev/null 2>&1; then failures=$((failures + 1)); echo "FAIL: $what" >&2; fi
 }
 start_hub() { # [--bad-sha]
-    [ -n "$hub_pid" ] && kill "$hub_pid" 2>/dev/null && wait "$hub_pid" 2>/dev/null
+    kill_own TERM "$hub_pid"; [ -n "$hub_pid" ] && wait "$hub_pid" 2>/dev/null
     rm -f "$tmp/port"
     python3 "$src/tests/weights/fake_hub.py" "$tmp/hub" "$tmp/port" "$@" &
     hub_pid=$!
