@@ -81,7 +81,8 @@ static int place_storage(stream *st, const char *key, const unsigned char *data,
     mv_pk_storage probe = {.key = key};
     mv_pk_obj probe_obj = {.kind = MV_PK_STORAGE, .u.storage = probe};
     storage_ref probe_ref = {.storage = &probe_obj};
-    storage_ref *hit = bsearch(&probe_ref, st->refs, st->n_refs, sizeof *st->refs, compare_refs);
+    /* No tensor at all leaves refs NULL, which bsearch may not be given even for 0 elements. */
+    storage_ref *hit = st->n_refs ? bsearch(&probe_ref, st->refs, st->n_refs, sizeof *st->refs, compare_refs) : NULL;
     if (!hit)
         return mv_fail(err, MV_EFORMAT, "%s: storage %s is listed but no tensor uses it", st->path, key);
     while (hit > st->refs && !compare_refs(hit - 1, &probe_ref))
@@ -143,7 +144,7 @@ int mv_torch_legacy_read(mv_weights *weights, const char *path, const unsigned c
     const mv_pk_obj *keys = parts[4];
     if (!rc && keys->kind != MV_PK_LIST)
         rc = mv_fail(err, MV_EFORMAT, "%s: the storage key list is not a list", path);
-    if (!rc)
+    if (!rc && st.n_refs)
         qsort(st.refs, st.n_refs, sizeof *st.refs, compare_refs);
     for (size_t i = 0; !rc && i < keys->u.seq.n; i++) {
         const mv_pk_obj *key = keys->u.seq.items[i];
