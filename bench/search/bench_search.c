@@ -2,11 +2,12 @@
  * L2-normalised vectors, through the same FAISS C API (and shim) as src/index: build time, memory
  * (RSS delta), single-query latency p50/p99, QPS, and recall@10 against exact search.
  *
- *   bench_search N FACTORY [PARAM=V1,V2,...] [TRAIN] [QUERIES]
+ *   bench_search N FACTORY [PARAM=V1,V2,...] [TRAIN] [QUERIES] [BUILD]
  * FACTORY is an index_factory string (inner product, wrapped in IDMap2 as src/index does); PARAM a search parameter swept in order
  * (efSearch, nprobe, k_factor_rf) until recall@10 >= 0.95, the value reported (marked "*"), optionally
  * after fixed settings: "nprobe=64;k_factor_rf=1,2,4"; several such sweeps separated by '|' run one
  * after the other on the same index: "nprobe=64;k_factor_rf=16,32|nprobe=128;k_factor_rf=16,32".
+BUILD: settings in effect while vectors are added, "efConstruction=128" (FAISS's default is 40).
  *
  * Data: clustered like embeddings (1000 Gaussian centres, points = centre + 0.7 noise, then
  * normalised); queries drawn from the same distribution, not from the base. Exact neighbours come
@@ -99,24 +100,34 @@ typedef struct search_run {
     double *latency;     /* [n_queries] scratch */
 } search_run;
 
+/* "a=1;b=2;" up to `end`: each NAME=VALUE set on the index as it is met. */
+static int fix_settings(const FaissParameterSpace *space, FaissIndex *index, const char *settings, const char *end)
+{
+    for (const char *fixed = settings; fixed < end;) {
+        const char *stop = strchr(fixed, ';'), *eq = strchr(fixed, '=');
+        if (!stop || stop > end)
+            stop = end;
+        char fixed_name[64];
+        if (!eq || eq > stop) {
+            fprintf(stderr, "bench_search: '%.*s' is not NAME=VALUE\n", (int)(stop - fixed), fixed);
+            return -1;
+        }
+        snprintf(fixed_name, sizeof fixed_name, "%.*s", (int)(eq - fixed), fixed);
+        if (faiss_ParameterSpace_set_index_parameter(space, index, fixed_name, atof(eq + 1)))
+            die_faiss(fixed_name);
+        printf("  %s=%g (fixed)\n", fixed_name, atof(eq + 1));
+        fixed = stop + 1;
+    }
+    return 0;
+}
+
 /* "a=1;b=2;c=V1,V2": every setting before the last ';' is fixed, the last one is swept in order
  * until recall@10 reaches 0.95 (that row marked "*"). Settings stay in effect for later sweeps. */
 static int sweep_settings(const search_run *run, const char *settings)
 {
     const char *swept = strrchr(settings, ';');
-    for (const char *fixed = settings; swept && fixed < swept;) {
-        const char *end = strchr(fixed, ';'), *eq = strchr(fixed, '=');
-        char fixed_name[64];
-        if (!eq || eq > end) {
-            fprintf(stderr, "bench_search: '%.*s' is not NAME=VALUE\n", (int)(end - fixed), fixed);
-            return -1;
-        }
-        snprintf(fixed_name, sizeof fixed_name, "%.*s", (int)(eq - fixed), fixed);
-        if (faiss_ParameterSpace_set_index_parameter(run->space, run->index, fixed_name, atof(eq + 1)))
-            die_faiss(fixed_name);
-        printf("  %s=%g (fixed)\n", fixed_name, atof(eq + 1));
-        fixed = end + 1;
-    }
+    if (swept && fix_settings(run->space, run->index, settings, swept))
+        return -1;
     const char *sweep = swept ? swept + 1 : settings;
     char name[64] = "";
     const char *values = strchr(sweep, '=');
@@ -160,7 +171,7 @@ static int sweep_settings(const search_run *run, const char *settings)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_search N FACTORY [PARAM=V1,V2,...] [TRAIN] [QUERIES]\n");
+        fprintf(stderr, "usage: bench_search N FACTORY [PARAM=V1,V2,...] [TRAIN] [QUERIES] [BUILD]\n");
         return 2;
     }
     size_t n = strtoull(argv[1], NULL, 10), n_train = argc > 4 ? strtoull(argv[4], NULL, 10) : 0;
@@ -204,6 +215,11 @@ int main(int argc, char **argv)
         if (faiss_Index_train(index, (idx_t)n_sample, base))
             die_faiss("train");
     }
+    FaissParameterSpace *space;
+    faiss_ParameterSpace_new(&space);
+    const char *build = argc > 6 ? argv[6] : "";
+    if (fix_settings(space, index, build, build + strlen(build)))
+        return 2;
     double t_trained = now_s();
     if (faiss_Index_add_with_ids(index, (idx_t)n, base, ids))
         die_faiss("add");
@@ -211,8 +227,6 @@ int main(int argc, char **argv)
     printf("%s n=%zu build_s=%.1f (train %.1f) rss_delta_mib=%.0f\n", factory, n, t_built - t0, t_trained - t0,
            rss1 - rss0);
 
-    FaissParameterSpace *space;
-    faiss_ParameterSpace_new(&space);
     const search_run run = {index, space, queries, n_queries, exact, distances, found, latency};
     for (const char *segment = sweep;;) {
         const char *bar = strchr(segment, '|');

@@ -39,6 +39,10 @@ typedef struct mv_index_options {
      * NULL: "Flat" if expected_vectors < MV_INDEX_FLAT_LIMIT, else "HNSW32". Only read by create. */
     const char *factory;
     long long expected_vectors;
+    /* HNSW efConstruction of a new index (0: 100; FAISS's own default of 40 leaves a graph whose recall
+     * stops rising below 0.95 at 1M vectors, BENCHMARKS.md). FAISS stores it in the index file, so later
+     * additions use it too. Only read by create. */
+    int ef_construction;
     /* Search-time settings (not stored in the index; each opener chooses): */
     int ef_search;       /* HNSW efSearch (0: 128); ignored by non-HNSW indexes */
     int nprobe;          /* IVF nprobe (0: 16); ignored by non-IVF indexes */

@@ -59,6 +59,7 @@ typedef struct mv_build_options {
     int batch;                 /* inputs embedded per model call (0: 32) */
     long long limit;           /* stop after this many new inputs (0: no limit) */
     long long train_size;      /* vectors to train an IVF/PQ index on (0: 100000) */
+    int ef_construction;       /* HNSW efConstruction of a new index (0: mv_index_options' default) */
     FILE *log;                 /* progress and warnings (NULL: silent) */
     int progress_redraw;       /* 1: one progress line redrawn with \r (a terminal); 0: periodic lines */
     double progress_interval_s; /* seconds between progress reports (0: 0.2 redrawn, 10 as lines) */

@@ -65,6 +65,8 @@ static void build_usage(FILE *out)
             "  --factory F           FAISS factory of a new index (default Flat under 50000 inputs,\n"
             "                        else HNSW32; IVF/PQ factories are trained on the first vectors)\n"
             "  --train-size N        vectors to train IVF/PQ on (default 100000)\n"
+            "  --ef-construction N   HNSW graph quality of a new index (default 100; higher: better\n"
+            "                        recall at a given --ef-search, slower build)\n"
             "  --batch N             inputs per model call (default 32)\n"
             "  --limit N             stop after N new inputs (a later run continues)\n"
             "  --threads N           compute threads\n"
@@ -129,6 +131,10 @@ static int cmd_index_build(int argc, char **argv)
         } else if (!strcmp(arg, "--limit")) {
             if (!parse_int("index build", arg, next, 1, (long long)1 << 50, &options.limit))
                 return 2;
+        } else if (!strcmp(arg, "--ef-construction")) {
+            if (!parse_int("index build", arg, next, 1, 100000, &value))
+                return 2;
+            options.ef_construction = (int)value;
         } else if (!strcmp(arg, "--train-size")) {
             if (!parse_int("index build", arg, next, 1, (long long)1 << 40, &options.train_size))
                 return 2;

@@ -533,7 +533,7 @@ static int open_or_create(mv_model *model, const char *dir, const mv_build_optio
 {
     /* Progress is durable batch by batch in the journal: no automatic snapshot mid-build. */
     mv_index_options index_options = {.factory = options->factory, .expected_vectors = (long long)n_inputs,
-                                      .snapshot_journal_bytes = -1};
+                                      .ef_construction = options->ef_construction, .snapshot_journal_bytes = -1};
     return mv_index_open_for_model(model, dir, &index_options, 1, options->log, "warning: ", NULL, out, err);
 }
 

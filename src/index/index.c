@@ -59,6 +59,7 @@
 #define METADATA_NAME "metadata.records"
 #define LOCK_NAME "lock"
 #define DEFAULT_EF_SEARCH 128
+#define DEFAULT_EF_CONSTRUCTION 100
 #define DEFAULT_NPROBE 16
 /* bench/search, IVF1024,PQ64 codes re-ranked by SQ8, nprobe 64: recall@10 0.97 at 8 for 100k vectors,
  * but 1M vectors need 64 (0.96; 0.90 at 32). Re-ranking 640 candidates costs less than scanning the
@@ -564,6 +565,9 @@ int mv_index_create(const char *dir, const mv_index_model *model, const mv_index
         if ((status = new_faiss_index(model->dim, factory, &ix->faiss[t], err)))
             goto fail;
         ix->tombstoned[t] = strcmp(factory, "Flat") != 0;
+        if (strstr(factory, "HNSW"))
+            set_parameter(ix, t, "efConstruction", options && options->ef_construction > 0
+                                                          ? options->ef_construction : DEFAULT_EF_CONSTRUCTION);
     }
     set_search_parameters(ix);
     if ((status = mv_path_join(path, sizeof path, dir, METADATA_NAME, err)) ||

@@ -188,7 +188,7 @@ check "caption read from its file" jq -e --arg c "${captions[1]}" '.results[0].m
 # ---- factories: HNSW32 and a trained IVF give the brute-force ranking on this small set ----
 for f in HNSW32 IVF2,Flat; do
     "$medvlp" index build -m "$model" -o "$tmp/f_$f" --images "$tmp/imgs" --factory "$f" --train-size 6 --batch 4 \
-        >"$tmp/fac.json" 2>/dev/null
+        --ef-construction 16 >"$tmp/fac.json" 2>/dev/null
     check "--factory $f builds" jq -e --argjson n "$n_good" '.added == $n and .vectors.images == $n' "$tmp/fac.json"
     check "--factory $f is recorded" grep -q "\"$f\"" "$tmp/f_$f/manifest.json"
     search -i "$tmp/f_$f" --text "a frontal chest radiograph" -k 1000 >"$tmp/s_fac.json"
@@ -219,6 +219,7 @@ usage_error "missing CSV" "$medvlp" index build -m "$model" -o "$tmp/x" --pairs 
 usage_error "unknown CSV column" "$medvlp" index build -m "$model" -o "$tmp/x" --pairs "$tmp/kill.csv" --img-col nope
 printf 'image,text\na.png,"never closed\n' >"$tmp/bad.csv"
 usage_error "unterminated quote" "$medvlp" index build -m "$model" -o "$tmp/x" --pairs "$tmp/bad.csv"
+usage_error "--ef-construction 0" "$medvlp" index build -m "$model" -o "$tmp/x" --images "$tmp/imgs" --ef-construction 0
 usage_error "bad factory" "$medvlp" index build -m "$model" -o "$tmp/x" --images "$tmp/imgs" --factory Bogus99
 usage_error "model without image tower" "$medvlp" index build -m "$MEDVLP_FIXTURES/models/cxr-bert" -o "$tmp/y" --images "$tmp/imgs"
 usage_error "search without query" "$medvlp" search -m "$model" -i "$tmp/idx"
