@@ -8,14 +8,16 @@
  * so an int8 embedding computed on an AVX2-only CPU differs slightly (int8-level) from a VNNI one.
  *
  * Blocking: the rows of x are quantised a block at a time into a buffer on the stack (ROW_BUFFER
- * bytes, so it stays in L2 while every panel passes over it); panels are shared among OpenMP threads;
- * a tile is MV_INT8_MR rows × one panel, accumulated over all of k in registers. x86-64 only, like the
+ * bytes, so it stays in L2 while every panel passes over it). With many rows each OpenMP thread takes
+ * whole blocks; with few, a block's panels are shared among the threads. A tile is MV_INT8_MR rows ×
+ * one panel, accumulated over all of k in registers. x86-64 only, like the
  * rest of the kernels' CPU dispatch. */
 #include "tensor/gemm_int8.h"
 #include "medvlp/tensor.h"
 
 #include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,16 +237,32 @@ void mv_int8_kernel(mv_int8_isa isa, const uint8_t *a, size_t ldx, int rows, con
 
 /* y = activation(x_scale·scale·(tile − x_zero·col_sum) + bias + residual) for one tile (residual rows
  * ldy apart, like y's; it may be y). One compiled copy serves both kernels, so their float results on
- * the same weights are identical too. */
-__attribute__((target("avx2,fma")))
+ * the same weights are identical too; the vector loop and the scalar tail round alike (no FMA). */
+__attribute__((target("avx2")))
 static void store_tile(const int32_t *tile, int rows, int cols, const float *x_scale, const int32_t *x_zero,
                        const float *scales, const int32_t *col_sums, const float *bias, const float *residual,
                        mv_activation activation, float *y, size_t ldy)
 {
+    const __m256 zero = _mm256_setzero_ps();
     for (int r = 0; r < rows; r++) {
         float *out = y + (size_t)r * ldy;
         const float *res = residual ? residual + (size_t)r * ldy : NULL;
-        for (int j = 0; j < cols; j++) {
+        const __m256 row_scale = _mm256_set1_ps(x_scale[r]);
+        const __m256i row_zero = _mm256_set1_epi32(x_zero[r]);
+        int j = 0;
+        for (; j + 8 <= cols; j += 8) {
+            __m256i sums = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)(tile + r * NR + j)),
+                                            _mm256_mullo_epi32(row_zero, _mm256_loadu_si256((const __m256i *)(col_sums + j))));
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(row_scale, _mm256_loadu_ps(scales + j)));
+            if (bias)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
+            if (res)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(res + j));
+            if (activation == MV_ACT_RELU)
+                v = _mm256_max_ps(zero, v); /* keeps -0.0 and NaN, like the scalar tail */
+            _mm256_storeu_ps(out + j, v);
+        }
+        for (; j < cols; j++) {
             float v = (float)(tile[r * NR + j] - x_zero[r] * col_sums[j]) * (x_scale[r] * scales[j]);
             if (bias)
                 v += bias[j];
@@ -257,37 +275,127 @@ static void store_tile(const int32_t *tile, int rows, int cols, const float *x_s
     }
 }
 
-void mv_int8_gemm(const float *x, int rows, const mv_int8_weight *w, const mv_gemm_epilogue *epilogue, float *y)
+/* One call's operands, and where its left rows come from. */
+typedef struct int8_call {
+    const mv_int8_source *src;
+    const mv_int8_weight *w;
+    const mv_gemm_epilogue *ep;
+    float *y;
+} int8_call;
+
+/* Row r of the left operand: in place, or gathered into buf. */
+static const float *source_row(const mv_int8_source *src, int k, int r, float *buf)
 {
-    const float *bias = epilogue->bias, *residual = epilogue->residual;
-    const int n = w->n, k = w->k, k4 = w->k4, panels = (n + NR - 1) / NR;
-    int block = ROW_BUFFER / k4 / MR * MR;
-    block = block > MAX_BLOCK_ROWS ? MAX_BLOCK_ROWS : block;
+    if (src->x)
+        return src->x + (size_t)r * k;
+    src->gather(src->ctx, r, 1, buf, (size_t)k);
+    return buf;
+}
+
+/* Panels [p0, p1) of y's rows [m0, m0 + mb), whose quantised activations are a (rows k4 apart). */
+static void multiply_panels(const int8_call *c, const uint8_t *a, const float *x_scale, const int32_t *x_zero,
+                            int m0, int mb, int p0, int p1)
+{
+    const mv_int8_weight *w = c->w;
+    const mv_gemm_epilogue *ep = c->ep;
+    const int n = w->n, k4 = w->k4;
+    for (int p = p0; p < p1; p++) {
+        _Alignas(64) int32_t tile[MR * NR];
+        const int8_t *panel = w->panels + (size_t)p * NR * k4;
+        const int cols = n - p * NR < NR ? n - p * NR : NR;
+        for (int r0 = 0; r0 < mb; r0 += MR) {
+            const int tile_rows = mb - r0 < MR ? mb - r0 : MR;
+            mv_int8_kernel(w->isa, a + (size_t)r0 * k4, (size_t)k4, tile_rows, panel, k4, tile);
+            const size_t at = (size_t)(m0 + r0) * n + (size_t)p * NR;
+            store_tile(tile, tile_rows, cols, x_scale + r0, x_zero + r0, w->scales + p * NR, w->col_sums + p * NR,
+                       ep->bias ? ep->bias + p * NR : NULL, ep->residual ? ep->residual + at : NULL, ep->activation,
+                       c->y + at, (size_t)n);
+        }
+    }
+}
+
+static int ceil_div(int a, int b)
+{
+    return (a + b - 1) / b;
+}
+
+/* Many rows: each thread takes whole blocks of rows, quantises (gathers) them into its own buffer and
+ * runs every panel over them, with no barrier between blocks (ResNet's 1×1 convolutions over a batch
+ * are ~50 blocks each; a barrier per block, with passive OpenMP waits, cost more than their products). */
+static int rows_in_parallel(const int8_call *c, int rows, int threads, int block)
+{
+    const mv_int8_weight *w = c->w;
+    const int k = w->k, k4 = w->k4, panels = ceil_div(w->n, NR);
+    float *gather = c->src->x ? NULL : malloc(sizeof(float) * (size_t)threads * block * k);
+    if (!c->src->x && !gather)
+        return -1;
+    const int blocks = ceil_div(rows, block);
+#pragma omp parallel num_threads(threads)
+    {
+        _Alignas(64) uint8_t a[ROW_BUFFER];
+        float x_scale[MAX_BLOCK_ROWS];
+        int32_t x_zero[MAX_BLOCK_ROWS];
+        float *buf = gather ? gather + (size_t)omp_get_thread_num() * block * k : NULL;
+#pragma omp for schedule(dynamic, 1)
+        for (int b = 0; b < blocks; b++) {
+            const int m0 = b * block, mb = rows - m0 < block ? rows - m0 : block;
+            const float *x = c->src->x ? c->src->x + (size_t)m0 * k : buf;
+            if (!c->src->x)
+                c->src->gather(c->src->ctx, m0, mb, buf, (size_t)k);
+            mv_int8_quantize_rows(x, mb, k, k4, a, x_scale, x_zero);
+            multiply_panels(c, a, x_scale, x_zero, m0, mb, 0, panels);
+        }
+    }
+    free(gather);
+    return 0;
+}
+
+/* Few rows (a text, one image's last stage): one block at a time, its rows quantised by all threads,
+ * then the panels shared among them. */
+static int panels_in_parallel(const int8_call *c, int rows, int threads, int block)
+{
+    const mv_int8_weight *w = c->w;
+    const int k = w->k, k4 = w->k4, panels = ceil_div(w->n, NR);
+    float *gather = c->src->x ? NULL : malloc(sizeof(float) * (size_t)block * k);
+    if (!c->src->x && !gather)
+        return -1;
     _Alignas(64) uint8_t a[ROW_BUFFER];
     float x_scale[MAX_BLOCK_ROWS];
     int32_t x_zero[MAX_BLOCK_ROWS];
     for (int m0 = 0; m0 < rows; m0 += block) {
         const int mb = rows - m0 < block ? rows - m0 : block;
         const int parallel = (size_t)mb * panels * NR * k4 >= PARALLEL_MIN_MACS;
-#pragma omp parallel num_threads(mv_get_threads()) if (parallel)
+#pragma omp parallel num_threads(threads) if (parallel)
         {
 #pragma omp for schedule(static)
             for (int r = 0; r < mb; r++)
-                mv_int8_quantize_rows(x + (size_t)(m0 + r) * k, 1, k, k4, a + (size_t)r * k4, x_scale + r, x_zero + r);
+                mv_int8_quantize_rows(source_row(c->src, k, m0 + r, gather ? gather + (size_t)r * k : NULL), 1, k, k4,
+                                      a + (size_t)r * k4, x_scale + r, x_zero + r);
 #pragma omp for schedule(static)
-            for (int p = 0; p < panels; p++) {
-                _Alignas(64) int32_t tile[MR * NR];
-                const int8_t *panel = w->panels + (size_t)p * NR * k4;
-                const int cols = n - p * NR < NR ? n - p * NR : NR;
-                for (int r0 = 0; r0 < mb; r0 += MR) {
-                    const int tile_rows = mb - r0 < MR ? mb - r0 : MR;
-                    mv_int8_kernel(w->isa, a + (size_t)r0 * k4, (size_t)k4, tile_rows, panel, k4, tile);
-                    const size_t at = (size_t)(m0 + r0) * n + (size_t)p * NR;
-                    store_tile(tile, tile_rows, cols, x_scale + r0, x_zero + r0, w->scales + p * NR,
-                               w->col_sums + p * NR, bias ? bias + p * NR : NULL, residual ? residual + at : NULL,
-                               epilogue->activation, y + at, (size_t)n);
-                }
-            }
+            for (int p = 0; p < panels; p++)
+                multiply_panels(c, a, x_scale, x_zero, m0, mb, p, p + 1);
         }
     }
+    free(gather);
+    return 0;
+}
+
+int mv_int8_gemm_source(const mv_int8_source *src, int rows, const mv_int8_weight *w, const mv_gemm_epilogue *epilogue,
+                        float *y)
+{
+    const int8_call call = {src, w, epilogue, y};
+    const int threads = mv_get_threads();
+    int block = ROW_BUFFER / w->k4 / MR * MR;
+    block = block > MAX_BLOCK_ROWS ? MAX_BLOCK_ROWS : block;
+    int blocks = ceil_div(rows, block);
+    if (threads < 2 || blocks < threads || (size_t)rows * w->n * w->k4 < PARALLEL_MIN_MACS)
+        return panels_in_parallel(&call, rows, threads, block);
+    /* As many blocks as make every thread's share equal, each as large as that allows. */
+    blocks = ceil_div(blocks, threads) * threads;
+    return rows_in_parallel(&call, rows, threads, ceil_div(ceil_div(rows, blocks), MR) * MR);
+}
+
+void mv_int8_gemm(const float *x, int rows, const mv_int8_weight *w, const mv_gemm_epilogue *epilogue, float *y)
+{
+    mv_int8_gemm_source(&(mv_int8_source){.x = x}, rows, w, epilogue, y); /* rows in place: nothing to allocate */
 }

@@ -55,4 +55,17 @@ void mv_int8_kernel(mv_int8_isa isa, const uint8_t *a, size_t ldx, int rows, con
  * be y), then the activation — mv_packed_gemm's contract. */
 void mv_int8_gemm(const float *x, int rows, const mv_int8_weight *w, const mv_gemm_epilogue *epilogue, float *y);
 
+/* The left operand of mv_int8_gemm_source: x [rows, k] read in place or, when x is NULL, rows produced
+ * on demand: gather(ctx, r0, n_rows, buf, ld) writes rows [r0, r0 + n_rows) into buf, ld floats apart
+ * (a convolution's im2col rows, gathered by the thread that quantises them). */
+typedef struct mv_int8_source {
+    const float *x;
+    void (*gather)(const void *ctx, int r0, int n_rows, float *buf, size_t ld);
+    const void *ctx;
+} mv_int8_source;
+
+/* mv_int8_gemm over src's rows. Returns 0, or -1 when out of memory (gathered rows need a buffer). */
+int mv_int8_gemm_source(const mv_int8_source *src, int rows, const mv_int8_weight *w,
+                        const mv_gemm_epilogue *epilogue, float *y);
+
 #endif

@@ -13,8 +13,9 @@
  * walked in blocks of KC, rows in chunks of at most MC, panels in groups (see packed_rows, run_packed).
  * Work items (row chunk × panel group) go to OpenMP threads (mv_get_threads()). CPUs without
  * AVX-512, and products of many rows with a large weight, use cblas_sgemm on the original weights,
- * which the packed weight keeps a pointer to. The int8 format (MV_QUANT_INT8) has its own panels and
- * kernels (gemm_int8.c); its calls take the unpacked route here, where gemm_int8 replaces cblas. */
+ * which the packed weight keeps a pointer to. The int8 format (MV_QUANT_INT8) has its own panels,
+ * kernels and threading (gemm_int8.c); its calls take the unpacked route here, where gemm_int8
+ * replaces cblas and gathers convolution rows itself. */
 #include "medvlp/tensor.h"
 #include "packed_kernel.h"
 #include "tensor/gemm_int8.h"
@@ -225,17 +226,12 @@ static void finish_rows(const mv_gemm_epilogue *ep, const float *residual, int r
         mv_gelu_erf_fast(y, count);
 }
 
-/* cblas_sgemm on the original weight (see run_call), or the int8 product, rows [m0, m1) of the call. */
+/* cblas_sgemm on the original weight (see run_call), rows [m0, m1) of the call. */
 static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
 {
     const mv_packed_weight *pw = c->pw;
     const float *residual = c->ep.residual ? c->ep.residual + (size_t)m0 * pw->n : NULL;
     float *y = c->y + (size_t)m0 * pw->n;
-    if (pw->int8) {
-        mv_int8_gemm(a, m1 - m0, pw->int8,
-                     &(mv_gemm_epilogue){.bias = c->ep.bias, .residual = residual, .activation = c->ep.activation}, y);
-        return;
-    }
     (residual == y ? mv_linear_accumulate : mv_linear)(a, m1 - m0, pw->k, pw->weight, c->ep.bias, pw->n, y);
     finish_rows(&c->ep, residual, m1 - m0, pw->n, y);
 }
@@ -274,10 +270,22 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
 }
 #endif
 
-/* Without the packed kernel: one cblas_sgemm over x, or over im2col rows gathered a few MiB at a time
- * (OpenBLAS threads each call itself). Returns -1 when out of memory. */
+/* mv_int8_source's gather for a convolution: every column of rows [r0, r0 + n_rows). */
+static void gather_all_columns(const void *conv, int r0, int n_rows, float *buf, size_t ld)
+{
+    const mv_conv_rows *rows = conv;
+    gather_conv_rows(rows, r0, n_rows, 0, rows->kernel * rows->kernel * rows->channels, buf, ld);
+}
+
+/* Without the packed kernel: the int8 product (which gathers convolution rows in its own threads), or
+ * one cblas_sgemm over x, or over im2col rows gathered a few MiB at a time (OpenBLAS threads each call
+ * itself). Returns -1 when out of memory. */
 static int run_unpacked(const gemm_call *c)
 {
+    if (c->pw->int8) {
+        mv_int8_source source = {.x = c->x, .gather = c->x ? NULL : gather_all_columns, .ctx = c->conv};
+        return mv_int8_gemm_source(&source, c->n_rows, c->pw->int8, &c->ep, c->y);
+    }
     if (c->x) {
         unpacked_rows(c, c->x, 0, c->n_rows);
         return 0;
