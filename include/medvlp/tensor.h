@@ -7,6 +7,7 @@
 #define MEDVLP_TENSOR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* y[n_rows, out] = x[n_rows, in] · weightᵀ + bias (bias may be NULL). */
 void mv_linear(const float *x, int n_rows, int in_features, const float *weight, const float *bias,
@@ -69,22 +70,25 @@ void mv_gelu_erf_fast(float *x, size_t n);
 typedef enum mv_quant {
     MV_QUANT_NONE,  /* fp32, as the checkpoint holds it */
     MV_QUANT_INT8,  /* int8 per output channel, activations quantised per row on each call (needs AVX2) */
+    MV_QUANT_FP16,  /* IEEE half, widened to fp32 a cache-sized block at a time (needs AVX-512) */
 } mv_quant;
 
-/* "none", "int8". */
+/* "none", "int8", "fp16". */
 const char *mv_quant_name(mv_quant quant);
 /* Parses a name of mv_quant_name; returns 0, or -1 for anything else. */
 int mv_quant_parse(const char *name, mv_quant *out);
-/* Whether this CPU has a kernel for quant (int8: AVX2). */
+/* Whether this CPU has a kernel for quant (int8: AVX2; fp16: AVX-512, the packed fp32 kernel's). */
 int mv_quant_supported(mv_quant quant);
 
 /* A Linear weight [n, k] re-laid out once for the packed kernels (src/tensor/packed_gemm.c,
  * gemm_int8.c), so the per-call packing OpenBLAS does behind cblas_sgemm is gone. weight stays
- * borrowed (for MV_QUANT_NONE the fallback on CPUs without AVX-512, where packed is NULL). */
+ * borrowed for MV_QUANT_NONE (the route of large products, and of CPUs without AVX-512, where packed
+ * is NULL); the other formats never read it after init (NULL), so its pages may be dropped. */
 typedef struct mv_packed_weight {
     const float *weight;
     mv_quant quant;
     float *packed;                 /* MV_QUANT_NONE: fp32 panels */
+    uint16_t *half;                /* MV_QUANT_FP16: the same panels in IEEE half */
     struct mv_int8_weight *int8;   /* MV_QUANT_INT8: panels and scales (src/tensor/gemm_int8.h) */
     int n, k;
 } mv_packed_weight;

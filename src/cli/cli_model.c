@@ -16,7 +16,7 @@ int cli_parse_quant(const char *command, const char *value, mv_model_options *op
 {
     if (!mv_quant_parse(value, &options->quant))
         return 0;
-    fprintf(stderr, "medvlp %s: --quant must be none or int8, not '%s'\n", command, value);
+    fprintf(stderr, "medvlp %s: --quant must be none, int8 or fp16, not '%s'\n", command, value);
     return 2;
 }
 

@@ -15,12 +15,13 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: medvlp embed-image -m DIR [--raw] [--max-pixels N] [--quant none|int8] FILE...\n\n"
+    fprintf(out, "usage: medvlp embed-image -m DIR [--raw] [--max-pixels N] [--quant none|int8|fp16] FILE...\n\n"
                  "Prints one JSON array per FILE (JPEG or PNG), in argument order: the image's embedding in\n"
                  "the model's joint space, L2-normalised unless --raw. Images over N pixels (default 64 Mi)\n"
                  "are refused. If any file cannot be read, decoded or embedded, nothing is printed: the\n"
                  "message names the file and the exit status is 2 (bad input) or 1 (internal failure).\n"
-                 "--quant int8 runs the encoder's matrix products in int8 (faster, cos >= 0.995 to fp32).\n");
+                 "--quant int8 runs the encoder's matrix products in int8 (faster, cos >= 0.995 to fp32);\n"
+                 "--quant fp16 stores its weights in half precision (half the memory).\n");
 }
 
 /* Embeds files[first, first+n) into out, mapping them only for the call. */

@@ -13,11 +13,12 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: medvlp embed-text -m DIR [--raw] [--quant none|int8]\n\n"
+    fprintf(out, "usage: medvlp embed-text -m DIR [--raw] [--quant none|int8|fp16]\n\n"
                  "Reads one UTF-8 text per line on stdin and prints one JSON array per line: the text's\n"
                  "embedding in the model's joint space, L2-normalised unless --raw. Texts longer than the\n"
                  "model's context are cut (a warning names the line). --quant int8 runs the encoder's\n"
-                 "matrix products in int8 (faster, cos >= 0.995 to fp32; README).\n");
+                 "matrix products in int8 (faster, cos >= 0.995 to fp32); --quant fp16 stores its weights in\n"
+                 "half precision (half the memory; README).\n");
 }
 
 /* Full float precision: %.9g round-trips every float32. */

@@ -70,7 +70,7 @@ static void build_usage(FILE *out)
             "  --batch N             inputs per model call (default 32)\n"
             "  --limit N             stop after N new inputs (a later run continues)\n"
             "  --threads N           compute threads\n"
-            "  --quant none|int8     int8: the encoders' matrix products in int8 (faster; README)\n"
+            "  --quant none|int8|fp16  encoder weights: int8 (faster) or fp16 (half the memory; README)\n"
             "  --progress-interval S seconds between progress reports\n"
             "  --quiet               no progress and no warnings\n");
 }
@@ -208,7 +208,7 @@ int cmd_index(int argc, char **argv)
 static void search_usage(FILE *out)
 {
     fprintf(out, "usage: medvlp search -m DIR -i INDEX_DIR (--text T | --image FILE | --embedding JSON)\n"
-                 "                     [-k K] [--target images|captions] [--quant none|int8]\n"
+                 "                     [-k K] [--target images|captions] [--quant none|int8|fp16]\n"
                  "                     [--ef-search N] [--nprobe N] [--refine-k-factor N]\n\n"
                  "Prints the k (default 10, 1..1000) nearest items of the index by cosine similarity as the\n"
                  "JSON of POST /search. --target defaults to images for a text and captions for an image;\n"

@@ -9,7 +9,7 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: medvlp info -m DIR [--no-checksum] [--quant none|int8]\n\n"
+    fprintf(out, "usage: medvlp info -m DIR [--no-checksum] [--quant none|int8|fp16]\n\n"
                  "Prints JSON: family, layout, embedding dim (text and image share it), context length,\n"
                  "image size and preprocessing (null without an image tower), parameter count, dtype,\n"
                  "each weight file with its format and SHA-256, the weights checksum an index records,\n"

@@ -60,7 +60,7 @@ static const struct flag {
     {"timeout", 0, INT, 1, 3600, "S  idle connection timeout in seconds (default 60)"},
     {"api-key-file", 0, STRING, 0, 0, "FILE  require 'Authorization: Bearer KEY' (KEY = the file's first line)"},
     {"log-format", 0, STRING, 0, 0, "json|text  access log format on stderr (default json)"},
-    {"quant", 0, STRING, 0, 0, "none|int8  encoder weights in int8: faster, cos >= 0.995 to fp32 (default none)"},
+    {"quant", 0, STRING, 0, 0, "none|int8|fp16  encoder weights in int8 (faster, cos >= 0.995 to fp32) or fp16 (half the memory) (default none)"},
 };
 #define N_FLAGS (sizeof flags / sizeof flags[0])
 

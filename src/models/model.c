@@ -103,7 +103,8 @@ int mv_model_open(const char *path, const mv_model_options *options, mv_model **
     *out = NULL;
     mv_quant quant = options ? options->quant : MV_QUANT_NONE;
     if (!mv_quant_supported(quant))
-        return mv_fail(err, MV_EUNSUPPORTED, "--quant %s needs a CPU with AVX2", mv_quant_name(quant));
+        return mv_fail(err, MV_EUNSUPPORTED, "--quant %s needs a CPU with %s", mv_quant_name(quant),
+                       quant == MV_QUANT_INT8 ? "AVX2" : "AVX-512");
     mv_model_dir dir;
     int rc = mv_model_dir_open(path, &dir, err);
     if (rc)

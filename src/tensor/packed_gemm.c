@@ -13,7 +13,9 @@
  * walked in blocks of KC, rows in chunks of at most MC, panels in groups (see packed_rows, run_packed).
  * Work items (row chunk × panel group) go to OpenMP threads (mv_get_threads()). CPUs without
  * AVX-512, and products of many rows with a large weight, use cblas_sgemm on the original weights,
- * which the packed weight keeps a pointer to. The int8 format (MV_QUANT_INT8) has its own panels,
+ * which the packed weight keeps a pointer to. The fp16 format (MV_QUANT_FP16) stores the same panels
+ * in half precision and always takes the packed kernel: each block of KC × NR weights is widened into
+ * an L1-sized buffer once and then read by every row tile of the work item. The int8 format (MV_QUANT_INT8) has its own panels,
  * kernels and threading (gemm_int8.c); its calls take the unpacked route here, where gemm_int8
  * replaces cblas and gathers convolution rows itself. */
 #include "medvlp/tensor.h"
@@ -60,7 +62,7 @@ static int use_packed_kernel(void)
 #endif
 }
 
-static const char *const quant_names[] = {[MV_QUANT_NONE] = "none", [MV_QUANT_INT8] = "int8"};
+static const char *const quant_names[] = {[MV_QUANT_NONE] = "none", [MV_QUANT_INT8] = "int8", [MV_QUANT_FP16] = "fp16"};
 
 const char *mv_quant_name(mv_quant quant)
 {
@@ -79,8 +81,28 @@ int mv_quant_parse(const char *name, mv_quant *out)
 
 int mv_quant_supported(mv_quant quant)
 {
-    return quant != MV_QUANT_INT8 || mv_int8_best_isa() != MV_INT8_UNSUPPORTED;
+    if (quant == MV_QUANT_INT8)
+        return mv_int8_best_isa() != MV_INT8_UNSUPPORTED;
+    return quant != MV_QUANT_FP16 || use_packed_kernel();
 }
+
+#ifdef HAVE_AVX512_KERNEL
+/* count floats (a multiple of 16) to IEEE half, rounding to nearest even, and back. */
+__attribute__((target("avx512f")))
+static void floats_to_half(const float *from, size_t count, uint16_t *to)
+{
+    for (size_t i = 0; i < count; i += 16)
+        _mm256_store_si256((__m256i *)(to + i),
+                           _mm512_cvtps_ph(_mm512_load_ps(from + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+__attribute__((target("avx512f")))
+static void half_to_floats(const uint16_t *from, size_t count, float *to)
+{
+    for (size_t i = 0; i < count; i += 16)
+        _mm512_store_ps(to + i, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(from + i))));
+}
+#endif
 
 int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features,
                           mv_quant quant)
@@ -92,6 +114,8 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
         pw->int8 = mv_int8_weight_new(weight, out_features, in_features, mv_int8_best_isa());
         return pw->int8 ? 0 : -1;
     }
+    if (quant == MV_QUANT_FP16 && !mv_quant_supported(quant))
+        return -1;
     if (!use_packed_kernel())
         return 0;
     int panels = (out_features + NR - 1) / NR;
@@ -107,6 +131,16 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
                 panel[(size_t)kk * NR + j] = row < out_features ? weight[(size_t)row * in_features + kk] : 0.0f;
         }
     }
+#ifdef HAVE_AVX512_KERNEL
+    if (quant == MV_QUANT_FP16) {
+        pw->half = aligned_alloc(64, floats * sizeof(uint16_t));
+        if (pw->half)
+            floats_to_half(data, floats, pw->half);
+        free(data);
+        pw->weight = NULL;
+        return pw->half ? 0 : -1;
+    }
+#endif
     pw->packed = data;
     return 0;
 }
@@ -120,6 +154,8 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 {
     free(pw->packed);
     pw->packed = NULL;
+    free(pw->half);
+    pw->half = NULL;
     mv_int8_weight_free(pw->int8);
     pw->int8 = NULL;
 }
@@ -240,7 +276,7 @@ static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
 /* Rows [m0, m1) × panels [p0, p1) of the call. K is walked in blocks of KC, outermost, so the block
  * of x (or of gathered rows) stays in L2 while every panel passes over it and a panel's block stays in
  * L1 while the row tiles pass over it; the y tiles are revisited once per K block. */
-static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, float *gather)
+static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, float *gather, float *widened)
 {
     const mv_packed_weight *pw = c->pw;
     const int n = pw->n, k = pw->k;
@@ -253,6 +289,10 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
             gather_conv_rows(c->conv, m0, m1 - m0, k0, kc, gather, GATHER_LD);
         for (int p = p0; p < p1; p++) {
             const float *panel = pw->packed + (size_t)p * NR * k + (size_t)k0 * NR;
+            if (pw->half) { /* widened once, then read by every row tile from L1 */
+                half_to_floats(pw->half + (size_t)p * NR * k + (size_t)k0 * NR, (size_t)kc * NR, widened);
+                panel = widened;
+            }
             int cols = n - p * NR < NR ? n - p * NR : NR;
             for (int r0 = m0; r0 < m1; r0 += MR) {
                 int rows = m1 - r0 < MR ? m1 - r0 : MR;
@@ -329,17 +369,20 @@ static int run_packed(const gemm_call *c)
     const int group = ceil_div(panels, p_groups < panels ? p_groups : panels);
     p_groups = ceil_div(panels, group);
     const int items = m_chunks * p_groups, team = items < threads ? items : threads;
+    /* Per thread: a block of gathered convolution rows, then a widened fp16 panel block. */
     const size_t gather_floats = c->x ? 0 : (size_t)chunk_rows * GATHER_LD;
-    float *gather = gather_floats ? aligned_alloc(64, (size_t)team * gather_floats * sizeof(float)) : NULL;
-    if (gather_floats && !gather)
+    const size_t scratch_floats = gather_floats + (c->pw->half ? (size_t)KC * NR : 0);
+    float *scratch = scratch_floats ? aligned_alloc(64, (size_t)team * scratch_floats * sizeof(float)) : NULL;
+    if (scratch_floats && !scratch)
         return -1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team)
     for (int item = 0; item < items; item++) {
         int m0 = item / p_groups * chunk_rows, m1 = m0 + chunk_rows < c->n_rows ? m0 + chunk_rows : c->n_rows;
         int p0 = item % p_groups * group, p1 = p0 + group < panels ? p0 + group : panels;
-        packed_rows(c, m0, m1, p0, p1, gather ? gather + (size_t)omp_get_thread_num() * gather_floats : NULL);
+        float *mine = scratch ? scratch + (size_t)omp_get_thread_num() * scratch_floats : NULL;
+        packed_rows(c, m0, m1, p0, p1, gather_floats ? mine : NULL, c->pw->half ? mine + gather_floats : NULL);
     }
-    free(gather);
+    free(scratch);
     return 0;
 }
 #endif
@@ -347,8 +390,9 @@ static int run_packed(const gemm_call *c)
 static int run_call(const gemm_call *c)
 {
 #ifdef HAVE_AVX512_KERNEL
-    if (c->pw->packed && (c->conv || c->n_rows <= PACKED_MAX_ROWS ||
-                          (size_t)c->pw->n * c->pw->k <= PACKED_MAX_WEIGHT_FLOATS))
+    /* fp16 has no fp32 weight for cblas: it always takes the packed kernel. */
+    if (c->pw->half || (c->pw->packed && (c->conv || c->n_rows <= PACKED_MAX_ROWS ||
+                                          (size_t)c->pw->n * c->pw->k <= PACKED_MAX_WEIGHT_FLOATS)))
         return run_packed(c);
 #endif
     return run_unpacked(c);

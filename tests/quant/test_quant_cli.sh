@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_quant_cli.sh — `--quant` on every command that opens a model and on medvlpd (flag and
 # MEDVLP_QUANT): int8 output is close to PyTorch's reference (cos >= 0.995, computed here with jq)
-# but not equal to the fp32 output (the option took effect); `medvlp info` and GET /v1/models report
+# but not equal to the fp32 output (the option took effect), fp16 closer (0.9999); `medvlp info` and GET /v1/models report
 # it; index build + search run with it and rank like the int8 embeddings say; POST /embed/text
 # returns what `medvlp embed-text --quant int8` prints; bad values exit 2 with a message.
 set -uo pipefail
@@ -37,6 +37,16 @@ check "embed-text --quant int8: 21 rows" [ "$(jq length "$tmp/int8.json")" = 21 
 check "embed-text --quant int8: cos >= 0.995 to PyTorch" min_cos_at_least "$tmp/int8.json" "$tmp/ref.json" 0.995
 check "embed-text --quant int8 differs from --quant none" differs "$tmp/int8.json" "$tmp/fp32.json"
 check "embed-text --quant none: cos >= 0.99999 to PyTorch" min_cos_at_least "$tmp/fp32.json" "$tmp/ref.json" 0.99999
+
+# fp16 weights: closer still to PyTorch, yet not the fp32 output; refused by name on CPUs without AVX-512.
+if "$medvlp" info --no-checksum --quant fp16 -m "$model" >"$tmp/info_fp16.json" 2>"$tmp/fp16_err"; then
+    "$medvlp" embed-text -m "$model" --quant fp16 <"$fx/expected/texts.txt" 2>/dev/null | jq -s -c . >"$tmp/fp16.json"
+    check "info --quant fp16" jq -e '.quant == "fp16"' "$tmp/info_fp16.json"
+    check "embed-text --quant fp16: cos >= 0.9999 to PyTorch" min_cos_at_least "$tmp/fp16.json" "$tmp/ref.json" 0.9999
+    check "embed-text --quant fp16 differs from --quant none" differs "$tmp/fp16.json" "$tmp/fp32.json"
+else
+    check "--quant fp16 refused, naming AVX-512" grep -q "AVX-512" "$tmp/fp16_err"
+fi
 
 # embed-image
 images=("$fx"/images/*)
