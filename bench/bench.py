@@ -5,12 +5,12 @@
 
 Each engine is a persistent process per workload (medvlp_engine.c, ort_engine.js, torch_engine.py)
 speaking one line protocol: it prints its load time, then answers "BATCH SEQ_LEN ITERS" with mean
-seconds per batch and "rss" with its peak RSS. For every row one untimed warm-up round runs first,
+seconds per batch and "rss" with its peak and current RSS. For every row one untimed warm-up round runs first,
 then the engines alternate round by round (the order rotating), so a load spike from other processes
 hits all of them; the table reports medians over rounds. Prints Markdown tables for BENCHMARKS.md.
 
-Rows marked int8 time medvlp with `--quant int8` weights (a second medvlp engine, "medvlp int8")
-against the same fp32 ONNX Runtime session; PyTorch is left out of them. ONLY="int8,ViT" (environment)
+Rows marked int8 (fp16) time medvlp with `--quant int8` (`fp16`) weights (another medvlp engine,
+"medvlp int8") against the same fp32 ONNX Runtime session; PyTorch is left out of them. ONLY="int8,ViT" (environment)
 keeps the rows whose label contains one of the comma-separated words, for quick partial runs."""
 import os
 import statistics
@@ -39,6 +39,8 @@ ROWS = [
     ("ViT-B/16 224², batch 8", "vit_b16", 8, 0, VIT_B16_FLOPS, 3, "none"),
     ("ViT-B/16 224², batch 1, int8", "vit_b16", 1, 0, VIT_B16_FLOPS, 7, "int8"),
     ("ViT-B/16 224², batch 8, int8", "vit_b16", 8, 0, VIT_B16_FLOPS, 3, "int8"),
+    ("ViT-B/16 224², batch 1, fp16", "vit_b16", 1, 0, VIT_B16_FLOPS, 5, "fp16"),
+    ("ViT-B/16 224², batch 8, fp16", "vit_b16", 8, 0, VIT_B16_FLOPS, 3, "fp16"),
     ("ResNet-50 224², batch 1", "resnet50", 1, 0, RESNET50_FLOPS, 7, "none"),
     ("ResNet-50 224², batch 8", "resnet50", 8, 0, RESNET50_FLOPS, 5, "none"),
     ("ResNet-50 224², batch 1, int8", "resnet50", 1, 0, RESNET50_FLOPS, 7, "int8"),
@@ -49,6 +51,8 @@ ROWS = [
     ("BERT-base 32 tok, batch 1, int8", "text", 1, 32, bert_base_flops(32), 7, "int8"),
     ("BERT-base 32 tok, batch 32, int8", "text", 32, 32, bert_base_flops(32), 5, "int8"),
     ("BERT-base 256 tok, batch 1, int8", "text", 1, 256, bert_base_flops(256), 5, "int8"),
+    ("BERT-base 32 tok, batch 1, fp16", "text", 1, 32, bert_base_flops(32), 5, "fp16"),
+    ("BERT-base 32 tok, batch 32, fp16", "text", 32, 32, bert_base_flops(32), 5, "fp16"),
     ("decode+preprocess 2048×2500 16-bit PNG", "png", 1, 0, None, 7, "none"),
     ("decode+preprocess 3000×3000 JPEG", "jpeg", 1, 0, None, 7, "none"),
 ]
@@ -56,8 +60,9 @@ ENGINES = ["medvlp", "onnxruntime", "pytorch"]
 
 
 def row_engines(quant):
-    """The engines a row times: int8 rows put "medvlp int8" in medvlp's column, without PyTorch."""
-    return ["medvlp int8", "onnxruntime"] if quant == "int8" else ENGINES
+    """The engines a row times: int8 and fp16 rows put "medvlp int8" (fp16) in medvlp's column,
+    without PyTorch."""
+    return ["medvlp " + quant, "onnxruntime"] if quant != "none" else ENGINES
 
 
 class Engine:
@@ -76,10 +81,11 @@ class Engine:
         self.p.stdin.flush()
         return float(self.read())
 
-    def peak_rss_mib(self):
+    def rss_mib(self):
+        """Peak and current RSS in MiB."""
         self.p.stdin.write("rss\n")
         self.p.stdin.flush()
-        return int(self.read()) / 1024
+        return tuple(int(kib) / 1024 for kib in self.read().split())
 
     def close(self):
         self.p.stdin.close()
@@ -95,8 +101,9 @@ def start_engines(workload, models, medvlp_engine, threads, wanted=("medvlp", "o
     engines = {}
     if "medvlp" in wanted:
         engines["medvlp"] = Engine([medvlp_engine, workload, os.path.join(models, medvlp_path)])
-    if "medvlp int8" in wanted:
-        engines["medvlp int8"] = Engine([medvlp_engine, workload, os.path.join(models, medvlp_path), "int8"])
+    for quant in ("int8", "fp16"):
+        if "medvlp " + quant in wanted:
+            engines["medvlp " + quant] = Engine([medvlp_engine, workload, os.path.join(models, medvlp_path), quant])
     if workload in ("text", "vit_b16", "resnet50") and "onnxruntime" in wanted:
         engines["onnxruntime"] = Engine(["node", os.path.join(here, "ort_engine.js"), workload,
                                          os.path.join(models, workload + ".onnx"), str(threads)], cwd=here)
@@ -139,15 +146,15 @@ def main(models, medvlp_engine, threads):
     for label, row_workload, batch, seq_len, flops, rounds, quant in rows:
         if row_workload != workload:
             for name, e in engines.items():
-                resources.append((workload, name, e.load_seconds, e.peak_rss_mib()))
+                resources.append((workload, name, e.load_seconds) + e.rss_mib())
                 e.close()
             workload = row_workload
             wanted = {name for row in rows if row[1] == workload for name in row_engines(row[6])}
             engines = start_engines(workload, models, medvlp_engine, threads, wanted)
         timed = {name: e for name, e in engines.items() if name in row_engines(quant)}
         seconds, peak = time_row(timed, sgemm, batch, seq_len, rounds)
-        if quant == "int8":
-            seconds["medvlp"] = seconds.pop("medvlp int8")
+        if quant != "none":
+            seconds["medvlp"] = seconds.pop("medvlp " + quant)
         rate = {name: batch / seconds[name] if name in seconds else None for name in ENGINES}
         gflops = {name: rate[name] * flops / 1e9 if flops and rate[name] else None for name in ENGINES}
         ort_ratio = rate["medvlp"] / rate["onnxruntime"] if rate["onnxruntime"] else None
@@ -158,13 +165,13 @@ def main(models, medvlp_engine, threads):
             cell(ort_ratio, "**%.2f**"), cell(torch_ratio, "%.2f"), cell(gflops["medvlp"], "%.0f"), peak,
             cell(share["medvlp"], "%.0f%%"), cell(share["onnxruntime"], "%.0f%%"), os.getloadavg()[0]), flush=True)
     for name, e in engines.items():
-        resources.append((workload, name, e.load_seconds, e.peak_rss_mib()))
+        resources.append((workload, name, e.load_seconds) + e.rss_mib())
         e.close()
     sgemm.close()
-    print("\n| workload | engine | load s | peak RSS MiB |\n|---|---|---:|---:|")
-    for workload, name, load_seconds, rss in resources:
+    print("\n| workload | engine | load s | peak RSS MiB | RSS after the rows MiB |\n|---|---|---:|---:|---:|")
+    for workload, name, load_seconds, peak_rss, rss in resources:
         if workload in ("text", "vit_b16", "resnet50"):
-            print("| %s | %s | %.2f | %.0f |" % (workload, name, load_seconds, rss))
+            print("| %s | %s | %.2f | %.0f | %.0f |" % (workload, name, load_seconds, peak_rss, rss))
 
 
 if __name__ == "__main__":

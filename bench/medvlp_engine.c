@@ -1,9 +1,9 @@
 /* medvlp_engine.c — medvlp's side of bench/run: one workload per process, driven by bench.py.
  *     medvlp_engine KIND PATH [QUANT]  KIND: text (PATH = model dir), vit_b16 / resnet50 (PATH = safetensors),
  *                                      png / jpeg (PATH = image file), sgemm (PATH ignored);
- *                                      QUANT: the models' weight storage, none (default) or int8
+ *                                      QUANT: the models' weight storage, none (default), int8 or fp16
  * Prints the load time in seconds, then answers each stdin line "BATCH SEQ_LEN ITERS" with the mean
- * seconds per batch of ITERS runs (input setup untimed), and "rss" with the process's peak RSS in KiB (VmHWM).
+ * seconds per batch of ITERS runs (input setup untimed), and "rss" with the process's peak and current RSS in KiB (VmHWM VmRSS).
  * "embed BATCH SEQ_LEN IN OUT" (bench/quant_accuracy.py) embeds given inputs instead of random ones:
  * IN holds BATCH·SEQ_LEN int32 token ids (text) or BATCH 224² CHW float32 images, OUT receives the
  * BATCH float32 outputs (text: normalised embedding; ViT: projected; ResNet: pooled features).
@@ -37,14 +37,15 @@ static int die(const char *what, const mv_error *err)
     exit(1);
 }
 
-static long peak_rss_kib(void)
+/* A field of /proc/self/status in KiB: "VmHWM:" (peak RSS) or "VmRSS:" (now). */
+static long status_kib(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kib = -1;
     while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6))
-            kib = atol(line + 6);
+        if (!strncmp(line, field, strlen(field)))
+            kib = atol(line + strlen(field));
     if (f)
         fclose(f);
     return kib;
@@ -239,7 +240,7 @@ int main(int argc, char **argv)
     mv_blas_select_kernels(argv); /* as the medvlp binaries do: OpenBLAS may misdetect the CPU */
     engine e = {.kind = argv[1]};
     if ((argc != 3 && argc != 4) || (argc == 4 && mv_quant_parse(argv[3], &e.quant))) {
-        fprintf(stderr, "usage: medvlp_engine text|vit_b16|resnet50|png|jpeg|sgemm PATH [none|int8]\n");
+        fprintf(stderr, "usage: medvlp_engine text|vit_b16|resnet50|png|jpeg|sgemm PATH [none|int8|fp16]\n");
         return 2;
     }
     double start = now();
@@ -253,7 +254,7 @@ int main(int argc, char **argv)
             embed_file(&e, batch, seq_len, in_path, out_path);
             printf("ok\n");
         } else if (!strncmp(line, "rss", 3)) {
-            printf("%ld\n", peak_rss_kib());
+            printf("%ld %ld\n", status_kib("VmHWM:"), status_kib("VmRSS:"));
         } else if (sscanf(line, "%d %d %d", &batch, &seq_len, &iters) == 3) {
             double seconds = e.text      ? run_text(&e, batch, seq_len, iters)
                              : e.weights ? run_image_tower(&e, batch, iters)

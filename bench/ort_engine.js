@@ -1,7 +1,7 @@
 // ort_engine.js — ONNX Runtime's side of bench/run (the line protocol of medvlp_engine.c).
 // Usage: node ort_engine.js text|vit_b16|resnet50 MODEL.onnx THREADS   (run from bench/, where npm
 // installed onnxruntime-node). Prints the session creation time, then answers "BATCH SEQ_LEN ITERS"
-// with mean seconds per batch and "rss" with peak RSS in KiB.
+// with mean seconds per batch and "rss" with peak and current RSS in KiB.
 const fs = require('fs');
 const ort = require('onnxruntime-node');
 const readline = require('readline');
@@ -36,8 +36,8 @@ async function main() {
   const lines = readline.createInterface({ input: process.stdin });
   for await (const line of lines) {
     if (line.startsWith('rss')) {
-      const hwm = fs.readFileSync('/proc/self/status', 'utf8').match(/VmHWM:\s+(\d+)/)[1];
-      process.stdout.write(hwm + '\n');
+      const status = fs.readFileSync('/proc/self/status', 'utf8');
+      process.stdout.write(status.match(/VmHWM:\s+(\d+)/)[1] + ' ' + status.match(/VmRSS:\s+(\d+)/)[1] + '\n');
       continue;
     }
     const [batch, seqLen, iters] = line.trim().split(/\s+/).map(Number);

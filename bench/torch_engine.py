@@ -20,9 +20,11 @@ import make_models
 MODELS = {"text": make_models.text_model, "vit_b16": make_models.vit_model, "resnet50": make_models.resnet_model}
 
 
-def peak_rss_kib():
+def rss_kib():
+    """Peak and current RSS (VmHWM, VmRSS)."""
     with open("/proc/self/status") as f:
-        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+        status = f.read()
+    return tuple(int(re.search(field + r":\s+(\d+)", status).group(1)) for field in ("VmHWM", "VmRSS"))
 
 
 def load(kind, path):
@@ -57,7 +59,7 @@ def main(kind, path, threads):
     print("%.9f" % (time.perf_counter() - start), flush=True)
     for line in sys.stdin:
         if line.startswith("rss"):
-            print(peak_rss_kib(), flush=True)
+            print(*rss_kib(), flush=True)
             continue
         batch, seq_len, iters = map(int, line.split())
         args = inputs(kind, batch, seq_len)

@@ -104,6 +104,16 @@ static void half_to_floats(const uint16_t *from, size_t count, float *to)
 }
 #endif
 
+/* Panel p of W [n, k]: for every k, the NR weights of its output features, zero past n. */
+static void pack_panel(const float *weight, int n, int k, int p, float *panel)
+{
+    for (int j = 0; j < NR; j++) {
+        int row = p * NR + j;
+        for (int kk = 0; kk < k; kk++)
+            panel[(size_t)kk * NR + j] = row < n ? weight[(size_t)row * k + kk] : 0.0f;
+    }
+}
+
 int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features,
                           mv_quant quant)
 {
@@ -118,30 +128,29 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
         return -1;
     if (!use_packed_kernel())
         return 0;
-    int panels = (out_features + NR - 1) / NR;
-    size_t floats = (size_t)panels * NR * in_features;
-    float *data = aligned_alloc(64, floats * sizeof(float));
-    if (!data)
-        return -1;
-    for (int p = 0; p < panels; p++) {
-        float *panel = data + (size_t)p * NR * in_features;
-        for (int j = 0; j < NR; j++) {
-            int row = p * NR + j;
-            for (int kk = 0; kk < in_features; kk++)
-                panel[(size_t)kk * NR + j] = row < out_features ? weight[(size_t)row * in_features + kk] : 0.0f;
-        }
-    }
+    const int panels = (out_features + NR - 1) / NR;
+    const size_t panel_floats = (size_t)NR * in_features, floats = (size_t)panels * panel_floats;
 #ifdef HAVE_AVX512_KERNEL
     if (quant == MV_QUANT_FP16) {
+        /* One fp32 panel at a time: a whole-matrix fp32 copy, once freed, would stay in the heap. */
+        float *panel = aligned_alloc(64, panel_floats * sizeof(float));
         pw->half = aligned_alloc(64, floats * sizeof(uint16_t));
-        if (pw->half)
-            floats_to_half(data, floats, pw->half);
-        free(data);
+        for (int p = 0; panel && pw->half && p < panels; p++) {
+            pack_panel(weight, out_features, in_features, p, panel);
+            floats_to_half(panel, panel_floats, pw->half + (size_t)p * panel_floats);
+        }
+        free(panel);
         pw->weight = NULL;
+        if (!panel)
+            mv_packed_weight_free(pw);
         return pw->half ? 0 : -1;
     }
 #endif
-    pw->packed = data;
+    pw->packed = aligned_alloc(64, floats * sizeof(float));
+    if (!pw->packed)
+        return -1;
+    for (int p = 0; p < panels; p++)
+        pack_panel(weight, out_features, in_features, p, pw->packed + (size_t)p * panel_floats);
     return 0;
 }
 
