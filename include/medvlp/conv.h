@@ -17,7 +17,8 @@
 typedef struct mv_conv2d {
     int in_channels, out_channels;
     int kernel, stride, pad;
-    const float *weight;   /* [out_channels, kernel*kernel*in_channels], columns (kh, kw, channel) */
+    const float *weight;   /* [out_channels, kernel*kernel*in_channels], columns (kh, kw, channel); NULL
+                            * when packed into a format that never reads it again (int8, fp16) */
     const float *bias;     /* [out_channels] or NULL */
     mv_packed_weight packed; /* weight packed (mv_packed_weight_init) by whoever builds the conv */
 } mv_conv2d;

@@ -122,6 +122,7 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
         if (!mv_quant_supported(quant))
             return -1;
         pw->int8 = mv_int8_weight_new(weight, out_features, in_features, mv_int8_best_isa());
+        pw->weight = NULL;
         return pw->int8 ? 0 : -1;
     }
     if (quant == MV_QUANT_FP16 && !mv_quant_supported(quant))
