@@ -62,6 +62,11 @@ int mv_weights_take(mv_weights *weights, const float **out, mv_error *err,
  * from the page cache). For after load, once the big weights live on in packed copies. */
 void mv_weights_release_pages(const mv_weights *weights);
 
+/* The same for the whole pages of one tensor's bytes, right after it was packed, so the load's peak
+ * RSS holds one tensor's file pages at a time, not the whole checkpoint's. Nothing happens when data
+ * is not inside the file mapping (a converted copy on the heap). */
+void mv_weights_release_range(const mv_weights *weights, const void *data, size_t bytes);
+
 /* Whether printf(name_fmt, ...) exists (for optional tensors such as biases). */
 int mv_weights_has(const mv_weights *weights, const char *name_fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 struct mv_weights {
     char *path;
@@ -73,6 +74,17 @@ void mv_weights_release_pages(const mv_weights *w)
      * page can be lost; heap buffers (conversions) are not touched. Advice only: failure is harmless. */
     if (w->mapping.data && w->mapping.size)
         (void)madvise((void *)w->mapping.data, w->mapping.size, MADV_DONTNEED);
+}
+
+void mv_weights_release_range(const mv_weights *w, const void *data, size_t bytes)
+{
+    const uintptr_t map = (uintptr_t)w->mapping.data, begin = (uintptr_t)data, end = begin + bytes;
+    if (!map || begin < map || end > map + w->mapping.size) /* heap memory: DONTNEED would zero it */
+        return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t first = (begin + page - 1) & ~(page - 1), last = end & ~(page - 1); /* whole pages only */
+    if (last > first)
+        (void)madvise((void *)first, last - first, MADV_DONTNEED);
 }
 
 int mv_weights_keep_buffer(mv_weights *w, void *buffer, mv_error *err)

@@ -72,6 +72,9 @@ int mv_bert_load(mv_bert *bert, const mv_bert_config *config, mv_weights *w, con
             rc = mv_fail(err, MV_ENOMEM, "out of memory packing BERT layer %d", i);
             goto fail;
         }
+        const float *packed_from[] = {l->query_w, l->key_w, l->value_w, l->attn_out_w, l->ffn_in_w, l->ffn_out_w};
+        for (int j = 0; j < 6; j++)
+            mv_weights_release_range(w, packed_from[j], sizeof(float) * (size_t)H * (j < 4 ? H : I));
 #undef TAKE
     }
     if (with_pooler &&

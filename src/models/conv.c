@@ -34,6 +34,8 @@ int mv_conv2d_fold_bn(mv_weights *weights, const char *prefix, const char *conv_
                 weight[((size_t)o * taps + t) * in_channels + i] =
                     (float)(w[((size_t)o * in_channels + i) * taps + t] * scale);
     }
+    /* Only the folded copy is read from now on. */
+    mv_weights_release_range(weights, w, sizeof(float) * (size_t)out_channels * in_channels * taps);
     return MV_OK;
 }
 

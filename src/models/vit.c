@@ -133,6 +133,13 @@ static int load_layer(loader *ld, mv_vit *m, int index, mv_error *err)
                 mv_packed_weight_init(&l->fc1, l->fc1_w, c->mlp_dim, c->width, c->quant) ||
                 mv_packed_weight_init(&l->fc2, l->fc2_w, c->width, c->mlp_dim, c->quant)))
         rc = mv_fail(err, MV_ENOMEM, "vit: out of memory packing block %d", index);
+    if (!rc) {
+        const float *packed_from[] = {l->qkv_w, l->proj_w, l->fc1_w, l->fc2_w};
+        const size_t floats[] = {(size_t)3 * c->width * c->width, (size_t)c->width * c->width,
+                                 (size_t)c->mlp_dim * c->width, (size_t)c->width * c->mlp_dim};
+        for (int j = 0; j < 4; j++)
+            mv_weights_release_range(ld->weights, packed_from[j], sizeof(float) * floats[j]);
+    }
     return rc;
 }
 

@@ -308,6 +308,51 @@ static void test_reader_direct(void)
     CHECK_INT_EQ(read_buffer(header_only, sizeof header_only, &err), MV_OK); /* no tensors is valid */
 }
 
+/* Releasing pages is advice only: every tensor of a multi-page checkpoint reads back the same after
+ * its own range and then the whole mapping are dropped, and a heap buffer handed in is left alone. */
+static void test_release(void)
+{
+    char path[2048];
+    const char *root = getenv("MEDVLP_FIXTURES");
+    snprintf(path, sizeof path, "%s/models/biomedclip-safetensors/open_clip_model.safetensors", root ? root : "tests/fixtures");
+    mv_weights *w = NULL;
+    mv_error err = {0};
+    CHECK_INT_EQ(mv_weights_open(path, &w, &err), MV_OK);
+    if (!w)
+        return;
+    size_t total = 0;
+    for (size_t i = 0; i < mv_weights_count(w); i++)
+        total += mv_weights_at(w, i)->f32 ? mv_weights_at(w, i)->n_elements : 0;
+    float *copy = malloc(sizeof(float) * (total + 1)), *heap = malloc(sizeof(float) * 4096);
+    size_t at = 0;
+    for (size_t i = 0; i < mv_weights_count(w); i++) {
+        const mv_tensor_entry *e = mv_weights_at(w, i);
+        if (e->f32) {
+            memcpy(copy + at, e->f32, sizeof(float) * e->n_elements);
+            mv_weights_release_range(w, e->f32, sizeof(float) * e->n_elements);
+            at += e->n_elements;
+        }
+    }
+    mv_weights_release_pages(w);
+    int same = 1;
+    at = 0;
+    for (size_t i = 0; i < mv_weights_count(w); i++) {
+        const mv_tensor_entry *e = mv_weights_at(w, i);
+        if (e->f32) {
+            same &= !memcmp(copy + at, e->f32, sizeof(float) * e->n_elements);
+            at += e->n_elements;
+        }
+    }
+    CHECK(total > 4096 && same);
+    for (int i = 0; i < 4096; i++)
+        heap[i] = (float)i;
+    mv_weights_release_range(w, heap, sizeof(float) * 4096);
+    CHECK(heap[0] == 0.0f && heap[2048] == 2048.0f && heap[4095] == 4095.0f);
+    free(copy);
+    free(heap);
+    mv_weights_free(w);
+}
+
 int main(void)
 {
     const char *root = getenv("MEDVLP_FIXTURES");
@@ -319,6 +364,7 @@ int main(void)
         return test_report("test_safetensors");
     test_valid_files(expected);
     test_take();
+    test_release();
     test_corrupt_files(expected);
     test_reader_direct();
     size_t size = 0;
