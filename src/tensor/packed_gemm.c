@@ -96,11 +96,15 @@ static void floats_to_half(const float *from, size_t count, uint16_t *to)
                            _mm512_cvtps_ph(_mm512_load_ps(from + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
+/* ... and prefetch (or NULL): count halves to bring into L2 meanwhile, as mv_kernel_8x32 does. */
 __attribute__((target("avx512f")))
-static void half_to_floats(const uint16_t *from, size_t count, float *to)
+static void half_to_floats(const uint16_t *from, size_t count, float *to, const uint16_t *prefetch)
 {
-    for (size_t i = 0; i < count; i += 16)
+    for (size_t i = 0; i < count; i += 16) {
+        if (prefetch)
+            _mm_prefetch((const char *)(prefetch + i), _MM_HINT_T1);
         _mm512_store_ps(to + i, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(from + i))));
+    }
 }
 #endif
 
@@ -174,7 +178,7 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 /* See packed_kernel.h. */
 __attribute__((target("avx512f")))
 void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
-                    const float *bias, int cols, int relu, float *y, size_t ldy)
+                    const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch)
 {
     __mmask16 lo = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
     __mmask16 hi = (__mmask16)(cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (1u << (cols - 16)) - 1);
@@ -191,14 +195,25 @@ void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, in
             acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(hi, start + (size_t)r * ldy + 16));
         }
     }
-    for (int kk = 0; kk < kc; kk++) {
-        __m512 b0 = _mm512_load_ps(panel + (size_t)kk * NR), b1 = _mm512_load_ps(panel + (size_t)kk * NR + 16);
-        for (int r = 0; r < MR; r++) {
-            __m512 x = _mm512_set1_ps(ar[r][kk]);
-            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+#define FMA_STEP(kk)                                                                                        \
+    do {                                                                                                    \
+        __m512 b0 = _mm512_load_ps(panel + (size_t)(kk) * NR), b1 = _mm512_load_ps(panel + (size_t)(kk) * NR + 16); \
+        for (int r = 0; r < MR; r++) {                                                                      \
+            __m512 x = _mm512_set1_ps(ar[r][kk]);                                                           \
+            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);                                                  \
+            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);                                                  \
+        }                                                                                                   \
+    } while (0)
+    if (prefetch) /* the same number of cache lines as this panel block: the next block arrives meanwhile */
+        for (int kk = 0; kk < kc; kk++) {
+            _mm_prefetch((const char *)(prefetch + (size_t)kk * NR), _MM_HINT_T1);
+            _mm_prefetch((const char *)(prefetch + (size_t)kk * NR + 16), _MM_HINT_T1);
+            FMA_STEP(kk);
         }
-    }
+    else
+        for (int kk = 0; kk < kc; kk++)
+            FMA_STEP(kk);
+#undef FMA_STEP
     for (int r = 0; r < rows; r++) {
         if (relu) {
             acc[r][0] = _mm512_max_ps(acc[r][0], _mm512_setzero_ps());
@@ -298,9 +313,15 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
         if (!c->x)
             gather_conv_rows(c->conv, m0, m1 - m0, k0, kc, gather, GATHER_LD);
         for (int p = p0; p < p1; p++) {
+            /* The block the first row tile prefetches: the next panel's, or the group's first of the next K
+             * block. With few rows, streaming the weights from memory is the cost (BERT-base, 32 tokens). */
+            const int k_next = p + 1 < p1 ? k0 : k0 + KC;
+            const size_t next_at = (size_t)(p + 1 < p1 ? p + 1 : p0) * NR * k + (size_t)k_next * NR;
+            const int prefetch = k_next < k;
             const float *panel = pw->packed + (size_t)p * NR * k + (size_t)k0 * NR;
             if (pw->half) { /* widened once, then read by every row tile from L1 */
-                half_to_floats(pw->half + (size_t)p * NR * k + (size_t)k0 * NR, (size_t)kc * NR, widened);
+                half_to_floats(pw->half + (size_t)p * NR * k + (size_t)k0 * NR, (size_t)kc * NR, widened,
+                               prefetch ? pw->half + next_at : NULL);
                 panel = widened;
             }
             int cols = n - p * NR < NR ? n - p * NR : NR;
@@ -310,7 +331,8 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
                 const float *start = k0 ? c->y + at : ep->residual ? ep->residual + at : NULL;
                 mv_kernel_8x32(a + (size_t)(r0 - m0) * lda, lda, rows, panel, kc, start,
                                k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
-                               last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n);
+                               last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n,
+                               prefetch && r0 == m0 && !pw->half ? pw->packed + next_at : NULL);
                 if (last && ep->activation == MV_ACT_GELU)
                     for (int r = 0; r < rows; r++)
                         mv_gelu_erf_fast(c->y + at + (size_t)r * n, (size_t)cols);
