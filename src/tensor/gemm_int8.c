@@ -174,7 +174,8 @@ static inline int32_t load_group(const uint8_t *p)
 /* Per group of 4 inputs: two 64-byte panel loads (channels 0-15, 16-31), one 4-byte broadcast per row,
  * 2·MR vpdpbusd into 16 independent accumulators (enough to cover its latency). */
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void kernel_vnni(const uint8_t *a, size_t ldx, int rows, const int8_t *panel, int k4, int32_t *tile)
+static void kernel_vnni(const uint8_t *a, size_t ldx, int rows, const int8_t *panel, int k4, int32_t *tile,
+                        const int8_t *prefetch)
 {
     __m512i acc[MR][2];
     const uint8_t *ar[MR];
@@ -183,6 +184,10 @@ static void kernel_vnni(const uint8_t *a, size_t ldx, int rows, const int8_t *pa
         acc[r][0] = acc[r][1] = _mm512_setzero_si512();
     }
     for (int g = 0; g < k4; g += 4) {
+        if (prefetch) {
+            _mm_prefetch((const char *)(prefetch + (size_t)g * NR), _MM_HINT_T1);
+            _mm_prefetch((const char *)(prefetch + (size_t)g * NR + 64), _MM_HINT_T1);
+        }
         __m512i w0 = _mm512_load_si512(panel + (size_t)g * NR), w1 = _mm512_load_si512(panel + (size_t)g * NR + 64);
         for (int r = 0; r < MR; r++) {
             __m512i b = _mm512_set1_epi32(load_group(ar[r] + g));
@@ -200,7 +205,8 @@ static void kernel_vnni(const uint8_t *a, size_t ldx, int rows, const int8_t *pa
  * the ones and products). vpmaddubsw sums pairs to int16 (exact for weights of weight_max(AVX2)), vpmaddwd with
  * ones sums those pairs to int32. */
 __attribute__((target("avx2")))
-static void kernel_avx2(const uint8_t *a, size_t ldx, int rows, const int8_t *panel, int k4, int32_t *tile)
+static void kernel_avx2(const uint8_t *a, size_t ldx, int rows, const int8_t *panel, int k4, int32_t *tile,
+                        const int8_t *prefetch)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int r0 = 0; r0 < rows; r0 += 4) {
@@ -213,6 +219,10 @@ static void kernel_avx2(const uint8_t *a, size_t ldx, int rows, const int8_t *pa
                 acc[i][0] = acc[i][1] = _mm256_setzero_si256();
             const int8_t *p = panel + half * 64;
             for (int g = 0; g < k4; g += 4) {
+                if (prefetch && r0 == 0 && half == 0) {
+                    _mm_prefetch((const char *)(prefetch + (size_t)g * NR), _MM_HINT_T1);
+                    _mm_prefetch((const char *)(prefetch + (size_t)g * NR + 64), _MM_HINT_T1);
+                }
                 __m256i w0 = _mm256_load_si256((const __m256i *)(p + (size_t)g * NR));
                 __m256i w1 = _mm256_load_si256((const __m256i *)(p + (size_t)g * NR + 32));
                 for (int i = 0; i < 4; i++) {
@@ -230,9 +240,9 @@ static void kernel_avx2(const uint8_t *a, size_t ldx, int rows, const int8_t *pa
 }
 
 void mv_int8_kernel(mv_int8_isa isa, const uint8_t *a, size_t ldx, int rows, const int8_t *panel, int k4,
-                    int32_t *tile)
+                    int32_t *tile, const int8_t *prefetch)
 {
-    (isa == MV_INT8_AVX512_VNNI ? kernel_vnni : kernel_avx2)(a, ldx, rows, panel, k4, tile);
+    (isa == MV_INT8_AVX512_VNNI ? kernel_vnni : kernel_avx2)(a, ldx, rows, panel, k4, tile, prefetch);
 }
 
 /* y = activation(x_scale·scale·(tile − x_zero·col_sum) + bias + residual) for one tile (residual rows
@@ -305,7 +315,9 @@ static void multiply_panels(const int8_call *c, const uint8_t *a, const float *x
         const int cols = n - p * NR < NR ? n - p * NR : NR;
         for (int r0 = 0; r0 < mb; r0 += MR) {
             const int tile_rows = mb - r0 < MR ? mb - r0 : MR;
-            mv_int8_kernel(w->isa, a + (size_t)r0 * k4, (size_t)k4, tile_rows, panel, k4, tile);
+            /* The first row tile brings the next panel into L2 (see packed_gemm.c's packed_rows). */
+            mv_int8_kernel(w->isa, a + (size_t)r0 * k4, (size_t)k4, tile_rows, panel, k4, tile,
+                           r0 == 0 && p + 1 < p1 ? panel + (size_t)NR * k4 : NULL);
             const size_t at = (size_t)(m0 + r0) * n + (size_t)p * NR;
             store_tile(tile, tile_rows, cols, x_scale + r0, x_zero + r0, w->scales + p * NR, w->col_sums + p * NR,
                        ep->bias ? ep->bias + p * NR : NULL, ep->residual ? ep->residual + at : NULL, ep->activation,
@@ -371,9 +383,10 @@ static int panels_in_parallel(const int8_call *c, int rows, int threads, int blo
             for (int r = 0; r < mb; r++)
                 mv_int8_quantize_rows(source_row(c->src, k, m0 + r, gather ? gather + (size_t)r * k : NULL), 1, k, k4,
                                       a + (size_t)r * k4, x_scale + r, x_zero + r);
-#pragma omp for schedule(static)
-            for (int p = 0; p < panels; p++)
-                multiply_panels(c, a, x_scale, x_zero, m0, mb, p, p + 1);
+            /* Contiguous shares of the panels, so each panel's first tile can prefetch the next. */
+            const int share = ceil_div(panels, omp_get_num_threads()), first = omp_get_thread_num() * share;
+            multiply_panels(c, a, x_scale, x_zero, m0, mb, first < panels ? first : panels,
+                            first + share < panels ? first + share : panels);
         }
     }
     free(gather);

@@ -47,9 +47,10 @@ void mv_int8_quantize_rows(const float *x, int rows, int k, int k4, uint8_t *a, 
                            int32_t *x_zero);
 
 /* tile[MV_INT8_MR, MV_INT8_NR] = a[rows, k4] (rows ldx bytes apart) · one panel's q, in int32;
- * rows <= MV_INT8_MR (tile rows past rows are unspecified). */
+ * rows <= MV_INT8_MR (tile rows past rows are unspecified). prefetch (or NULL): a panel to bring into
+ * L2 meanwhile. */
 void mv_int8_kernel(mv_int8_isa isa, const uint8_t *a, size_t ldx, int rows, const int8_t *panel, int k4,
-                    int32_t *tile);
+                    int32_t *tile, const int8_t *prefetch);
 
 /* y[rows, n] = epilogue(x[rows, k]·Wᵀ) with w's kernel: + bias, + residual (laid out like y; it may
  * be y), then the activation — mv_packed_gemm's contract. */

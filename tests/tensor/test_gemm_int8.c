@@ -47,7 +47,7 @@ static void check_kernel(mv_int8_isa isa, int rows, int k4, int worst_case, unsi
         for (int kk = 0; kk < k4; kk++)
             panel[(size_t)(kk / 4) * nr * 4 + j * 4 + kk % 4] = q[(size_t)j * k4 + kk];
     int32_t tile[MV_INT8_MR * MV_INT8_NR];
-    mv_int8_kernel(isa, a, (size_t)k4, rows, panel, k4, tile);
+    mv_int8_kernel(isa, a, (size_t)k4, rows, panel, k4, tile, NULL);
     int bad = 0;
     for (int r = 0; r < rows && r < mr; r++)
         for (int j = 0; j < nr; j++) {
