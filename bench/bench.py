@@ -16,8 +16,12 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 ROUND_SECONDS = 1.0
+# Between two engines' turns: ONNX Runtime's worker threads spin for a while after a run, and the
+# engine timed next would share the cores with them (two-engine rows alternate strictly).
+SETTLE_SECONDS = 0.2
 
 # FLOPs (2 per multiply-add) of one item. torchvision's documented figures for its ResNet-50 and
 # ViT-B/16 are 4.09 and 17.56 GMACs per 224² image (the ViT head, 768×512, adds 0.4 M).
@@ -125,6 +129,7 @@ def time_row(engines, sgemm, batch, seq_len, rounds):
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             iters = max(1, int(ROUND_SECONDS / max(warm[name], 1e-6)))
+            time.sleep(SETTLE_SECONDS)
             times[name].append(engines[name].time(batch, seq_len, iters))
         peaks.append(2 * PEAK_N ** 3 / sgemm.time(1, PEAK_N, 3) / 1e9)
     return {name: statistics.median(t) for name, t in times.items()}, statistics.median(peaks)
