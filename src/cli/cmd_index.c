@@ -70,7 +70,8 @@ static void build_usage(FILE *out)
             "  --batch N             inputs per model call (default 32)\n"
             "  --limit N             stop after N new inputs (a later run continues)\n"
             "  --threads N           compute threads\n"
-            "  --quant none|int8|fp16  encoder weights: int8 (faster) or fp16 (half the memory; README)\n"
+            "  --quant Q             encoder weights: none (default), int8 (faster) or fp16 (half\n"
+            "                        the memory); README\n"
             "  --progress-interval S seconds between progress reports\n"
             "  --quiet               no progress and no warnings\n");
 }
