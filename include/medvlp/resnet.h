@@ -67,8 +67,10 @@ typedef struct mv_resnet_state {
     float *layer3;      /* [n, layer3_h, layer3_w, out_channels(2)]  GLoRIA's local features */
     float *layer4;      /* [n, layer4_h, layer4_w, out_channels(3)]  BioViL's patch map */
     float *pooled;      /* [n, out_channels(3)]                       global average pool */
-    /* scratch for one image: the batch runs image by image (mv_resnet_forward) */
+    /* scratch: the stem and layers 1-2 run image by image, layers 3-4 on the whole batch
+     * (mv_resnet_forward) */
     float *input;       /* the image as NHWC */
+    float *handoff;     /* [n, ...] every image's layer2 output, the batched stages' input */
     float *x, *y;       /* block input / output, swapped after each block */
     float *t1, *t2;     /* inside a block */
 } mv_resnet_state;

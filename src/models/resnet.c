@@ -196,6 +196,9 @@ void mv_resnet_free(mv_resnet *model)
     free(model);
 }
 
+/* The first stage that runs on the whole batch (see mv_resnet_forward). */
+enum { BATCHED_FROM_STAGE = 2 };
+
 /* --- State ------------------------------------------------------------------------------------- */
 
 static size_t max_size(size_t a, size_t b)
@@ -212,7 +215,8 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
         return mv_fail(err, MV_EINPUT, "resnet: a batch needs >= 1 image of at least 32x32 (got %d of %dx%d)",
                        max_images, height, width);
     size_t n = (size_t)max_images;
-    /* Walk the network once to size every buffer for the largest map it holds. */
+    /* Walk the network once to size every buffer for the largest map it holds (the batched stages'
+     * maps hold every image). */
     int h = mv_conv_out_size(height, 7, 2, 3), w = mv_conv_out_size(width, 7, 2, 3);
     size_t act = (size_t)h * w * cfg->stem_channels;            /* stem output lives in y */
     size_t t1 = 0, t2 = 0;
@@ -220,15 +224,19 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
     w = mv_conv_out_size(w, 3, 2, 1);
     const mv_bottleneck *blk = model->blocks;
     int layer3_h = 0, layer3_w = 0;
+    size_t handoff = 0;
     for (int s = 0; s < MV_RESNET_STAGES; s++) {
+        size_t images = s < BATCHED_FROM_STAGE ? 1 : n;
+        if (s == BATCHED_FROM_STAGE)
+            handoff = n * h * w * blk->conv1.in_channels;
         for (int b = 0; b < cfg->blocks[s]; b++, blk++) {
             int oh = mv_conv_out_size(h, 3, blk->conv2.stride, 1), ow = mv_conv_out_size(w, 3, blk->conv2.stride, 1);
-            act = max_size(act, (size_t)h * w * blk->conv1.in_channels);
-            t1 = max_size(t1, (size_t)h * w * blk->conv1.out_channels);
-            t2 = max_size(t2, (size_t)oh * ow * blk->conv2.out_channels);
+            act = max_size(act, images * h * w * blk->conv1.in_channels);
+            t1 = max_size(t1, images * h * w * blk->conv1.out_channels);
+            t2 = max_size(t2, images * oh * ow * blk->conv2.out_channels);
             h = oh;
             w = ow;
-            act = max_size(act, (size_t)h * w * blk->conv3.out_channels);
+            act = max_size(act, images * h * w * blk->conv3.out_channels);
         }
         if (s == 2) {
             layer3_h = h;
@@ -244,11 +252,13 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
     st->layer4 = malloc(n * h * w * mv_resnet_out_channels(model, 3) * sizeof(float));
     st->pooled = malloc(n * mv_resnet_out_channels(model, 3) * sizeof(float));
     st->input = malloc((size_t)height * width * cfg->in_channels * sizeof(float));
+    st->handoff = malloc(handoff * sizeof(float));
     st->x = malloc(act * sizeof(float));
     st->y = malloc(act * sizeof(float));
     st->t1 = malloc(t1 * sizeof(float));
     st->t2 = malloc(t2 * sizeof(float));
-    if (!st->layer3 || !st->layer4 || !st->pooled || !st->input || !st->x || !st->y || !st->t1 || !st->t2) {
+    if (!st->layer3 || !st->layer4 || !st->pooled || !st->input || !st->handoff || !st->x || !st->y || !st->t1 ||
+        !st->t2) {
         mv_resnet_state_free(st);
         return mv_fail(err, MV_ENOMEM, "resnet: out of memory for a batch of %d images of %dx%d", max_images,
                        height, width);
@@ -265,6 +275,7 @@ void mv_resnet_state_free(mv_resnet_state *st)
     free(st->layer4);
     free(st->pooled);
     free(st->input);
+    free(st->handoff);
     free(st->x);
     free(st->y);
     free(st->t1);
@@ -277,63 +288,75 @@ void mv_resnet_state_free(mv_resnet_state *st)
 /* out = ReLU(conv3(ReLU(conv2(ReLU(conv1(x))))) + shortcut(x)); *h, *w become the output size. Each
  * ReLU and the residual add happen in the convolution's own store (mv_conv2d_forward); the identity
  * shortcut is read from x in place. */
-static int bottleneck_forward(const mv_bottleneck *blk, const float *x, int *h, int *w, mv_resnet_state *st,
-                              float *out, mv_error *err)
+static int bottleneck_forward(const mv_bottleneck *blk, const float *x, int n_images, int *h, int *w,
+                              mv_resnet_state *st, float *out, mv_error *err)
 {
     int in_h = *h, in_w = *w;
     int out_h = mv_conv_out_size(in_h, 3, blk->conv2.stride, 1);
     int out_w = mv_conv_out_size(in_w, 3, blk->conv2.stride, 1);
     const float *shortcut = blk->downsample.out_channels ? out : x;
-    int rc = mv_conv2d_forward(&blk->conv1, x, 1, in_h, in_w, NULL, 1, st->t1, err);
+    int rc = mv_conv2d_forward(&blk->conv1, x, n_images, in_h, in_w, NULL, 1, st->t1, err);
     if (!rc)
-        rc = mv_conv2d_forward(&blk->conv2, st->t1, 1, in_h, in_w, NULL, 1, st->t2, err);
+        rc = mv_conv2d_forward(&blk->conv2, st->t1, n_images, in_h, in_w, NULL, 1, st->t2, err);
     if (!rc && blk->downsample.out_channels)
-        rc = mv_conv2d_forward(&blk->downsample, x, 1, in_h, in_w, NULL, 0, out, err);
+        rc = mv_conv2d_forward(&blk->downsample, x, n_images, in_h, in_w, NULL, 0, out, err);
     if (!rc)
-        rc = mv_conv2d_forward(&blk->conv3, st->t2, 1, out_h, out_w, shortcut, 1, out, err);
+        rc = mv_conv2d_forward(&blk->conv3, st->t2, n_images, out_h, out_w, shortcut, 1, out, err);
     *h = out_h;
     *w = out_w;
     return rc;
 }
 
-/* One NHWC image through the whole tower; its layer3, layer4 and pooled outputs go to slot `slot`. */
-static int image_forward(const mv_resnet *model, mv_resnet_state *st, int slot, mv_error *err)
+/* The blocks of stages [first, last) over n_images maps in st->x (NHWC, h × w each), swapping st->x and
+ * st->y after each block; the layer3 output is copied out when stage 2 is among them. */
+static int run_stages(const mv_resnet *model, mv_resnet_state *st, int first, int last, int n_images, int *h,
+                      int *w, mv_error *err)
 {
-    const mv_resnet_config *cfg = &model->config;
-    /* stem: conv 7×7/2 (+BN) → ReLU → max-pool 3×3/2 */
-    int h = mv_conv_out_size(st->height, 7, 2, 3), w = mv_conv_out_size(st->width, 7, 2, 3);
-    int rc = mv_conv2d_forward(&model->stem, st->input, 1, st->height, st->width, NULL, 1, st->y, err);
-    if (rc)
-        return rc;
-    mv_maxpool_hwc(st->y, 1, h, w, cfg->stem_channels, 3, 2, 1, st->x);
-    h = mv_conv_out_size(h, 3, 2, 1);
-    w = mv_conv_out_size(w, 3, 2, 1);
-
     const mv_bottleneck *blk = model->blocks;
-    for (int s = 0; s < MV_RESNET_STAGES; s++) {
-        for (int b = 0; b < cfg->blocks[s]; b++, blk++) {
-            if ((rc = bottleneck_forward(blk, st->x, &h, &w, st, st->y, err)))
+    for (int s = 0; s < first; s++)
+        blk += model->config.blocks[s];
+    for (int s = first; s < last; s++) {
+        for (int b = 0; b < model->config.blocks[s]; b++, blk++) {
+            int rc = bottleneck_forward(blk, st->x, n_images, h, w, st, st->y, err);
+            if (rc)
                 return rc;
             float *swap = st->x;
             st->x = st->y;
             st->y = swap;
         }
-        if (s == 2) {
-            size_t floats = (size_t)h * w * mv_resnet_out_channels(model, 2);
-            memcpy(st->layer3 + slot * floats, st->x, floats * sizeof(float));
-        }
+        if (s == 2)
+            memcpy(st->layer3, st->x, (size_t)n_images * *h * *w * mv_resnet_out_channels(model, 2) * sizeof(float));
     }
-    int channels = mv_resnet_out_channels(model, 3);
-    size_t floats = (size_t)h * w * channels;
-    memcpy(st->layer4 + slot * floats, st->x, floats * sizeof(float));
-    mv_global_avgpool_hwc(st->x, 1, h, w, channels, st->pooled + (size_t)slot * channels);
     return MV_OK;
 }
 
-/* Image by image: a batch's activations (8 × 56 × 56 × 256 floats = 25 MiB per map in layer1) would
- * not stay in cache between convolutions, and the 1×1 convolutions there have too few
+/* The stem and the stages before BATCHED_FROM_STAGE for one NHWC image (st->input); its output goes to
+ * slot `slot` of st->handoff, whose map size is returned in *h, *w. */
+static int image_forward(const mv_resnet *model, mv_resnet_state *st, int slot, int *h, int *w, mv_error *err)
+{
+    const mv_resnet_config *cfg = &model->config;
+    /* stem: conv 7×7/2 (+BN) → ReLU → max-pool 3×3/2 */
+    *h = mv_conv_out_size(st->height, 7, 2, 3);
+    *w = mv_conv_out_size(st->width, 7, 2, 3);
+    int rc = mv_conv2d_forward(&model->stem, st->input, 1, st->height, st->width, NULL, 1, st->y, err);
+    if (rc)
+        return rc;
+    mv_maxpool_hwc(st->y, 1, *h, *w, cfg->stem_channels, 3, 2, 1, st->x);
+    *h = mv_conv_out_size(*h, 3, 2, 1);
+    *w = mv_conv_out_size(*w, 3, 2, 1);
+    if ((rc = run_stages(model, st, 0, BATCHED_FROM_STAGE, 1, h, w, err)))
+        return rc;
+    size_t floats = (size_t)*h * *w * mv_resnet_out_channels(model, BATCHED_FROM_STAGE - 1);
+    memcpy(st->handoff + slot * floats, st->x, floats * sizeof(float));
+    return MV_OK;
+}
+
+/* Image by image up to layer2: a batch's activations there (8 × 56 × 56 × 256 floats = 25 MiB per map in
+ * layer1) would not stay in cache between convolutions, and the 1×1 convolutions have too few
  * multiply-adds per output to hide the memory traffic (1 thread, 56² × 64 → 256: 140 GFLOP/s for one
- * image, 72 for eight); one image's rows still keep every thread busy. */
+ * image, 72 for eight); one image's rows still keep every thread busy. From layer3 on the maps are
+ * small and the weights large (layer4's 3×3 convolution: 9 MiB for 49 rows an image), so the whole
+ * batch goes through each convolution at once and every weight is read once per batch, not per image. */
 int mv_resnet_forward(const mv_resnet *model, mv_resnet_state *st, const float *images, int n_images,
                       mv_error *err)
 {
@@ -342,11 +365,20 @@ int mv_resnet_forward(const mv_resnet *model, mv_resnet_state *st, const float *
         return mv_fail(err, MV_EINPUT, "resnet: batch of %d images, state holds 1..%d", n_images,
                        st->max_images);
     size_t image_size = (size_t)cfg->in_channels * st->height * st->width;
+    int h = 0, w = 0;
     for (int i = 0; i < n_images; i++) {
         mv_chw_to_hwc(images + i * image_size, cfg->in_channels, st->height, st->width, st->input);
-        int rc = image_forward(model, st, i, err);
+        int rc = image_forward(model, st, i, &h, &w, err);
         if (rc)
             return rc;
     }
+    memcpy(st->x, st->handoff,
+           (size_t)n_images * h * w * mv_resnet_out_channels(model, BATCHED_FROM_STAGE - 1) * sizeof(float));
+    int rc = run_stages(model, st, BATCHED_FROM_STAGE, MV_RESNET_STAGES, n_images, &h, &w, err);
+    if (rc)
+        return rc;
+    int channels = mv_resnet_out_channels(model, 3);
+    memcpy(st->layer4, st->x, (size_t)n_images * h * w * channels * sizeof(float));
+    mv_global_avgpool_hwc(st->x, n_images, h, w, channels, st->pooled);
     return MV_OK;
 }
