@@ -86,7 +86,6 @@ int mv_quant_supported(mv_quant quant);
  * is NULL); the other formats never read it after init (NULL), so its pages may be dropped. */
 typedef struct mv_packed_weight {
     const float *weight;
-    mv_quant quant;
     float *packed;                 /* MV_QUANT_NONE: fp32 panels */
     uint16_t *half;                /* MV_QUANT_FP16: the same panels in IEEE half */
     struct mv_int8_weight *int8;   /* MV_QUANT_INT8: panels and scales (src/tensor/gemm_int8.h) */

@@ -293,12 +293,12 @@ typedef struct int8_call {
     float *y;
 } int8_call;
 
-/* Row r of the left operand: in place, or gathered into buf. */
-static const float *source_row(const mv_int8_source *src, int k, int r, float *buf)
+/* Rows [r0, r0 + n_rows) of the left operand (k floats apart): in place, or gathered into buf. */
+static const float *source_rows(const mv_int8_source *src, int k, int r0, int n_rows, float *buf)
 {
     if (src->x)
-        return src->x + (size_t)r * k;
-    src->gather(src->ctx, r, 1, buf, (size_t)k);
+        return src->x + (size_t)r0 * k;
+    src->gather(src->ctx, r0, n_rows, buf, (size_t)k);
     return buf;
 }
 
@@ -351,10 +351,7 @@ static int rows_in_parallel(const int8_call *c, int rows, int threads, int block
 #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < blocks; b++) {
             const int m0 = b * block, mb = rows - m0 < block ? rows - m0 : block;
-            const float *x = c->src->x ? c->src->x + (size_t)m0 * k : buf;
-            if (!c->src->x)
-                c->src->gather(c->src->ctx, m0, mb, buf, (size_t)k);
-            mv_int8_quantize_rows(x, mb, k, k4, a, x_scale, x_zero);
+            mv_int8_quantize_rows(source_rows(c->src, k, m0, mb, buf), mb, k, k4, a, x_scale, x_zero);
             multiply_panels(c, a, x_scale, x_zero, m0, mb, 0, panels);
         }
     }
@@ -381,8 +378,8 @@ static int panels_in_parallel(const int8_call *c, int rows, int threads, int blo
         {
 #pragma omp for schedule(static)
             for (int r = 0; r < mb; r++)
-                mv_int8_quantize_rows(source_row(c->src, k, m0 + r, gather ? gather + (size_t)r * k : NULL), 1, k, k4,
-                                      a + (size_t)r * k4, x_scale + r, x_zero + r);
+                mv_int8_quantize_rows(source_rows(c->src, k, m0 + r, 1, gather ? gather + (size_t)r * k : NULL), 1, k,
+                                      k4, a + (size_t)r * k4, x_scale + r, x_zero + r);
             /* Contiguous shares of the panels, so each panel's first tile can prefetch the next. */
             const int share = ceil_div(panels, omp_get_num_threads()), first = omp_get_thread_num() * share;
             multiply_panels(c, a, x_scale, x_zero, m0, mb, first < panels ? first : panels,

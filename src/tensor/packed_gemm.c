@@ -121,7 +121,7 @@ static void pack_panel(const float *weight, int n, int k, int p, float *panel)
 int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_features, int in_features,
                           mv_quant quant)
 {
-    *pw = (mv_packed_weight){.weight = weight, .quant = quant, .n = out_features, .k = in_features};
+    *pw = (mv_packed_weight){.weight = weight, .n = out_features, .k = in_features};
     if (quant == MV_QUANT_INT8) {
         if (!mv_quant_supported(quant))
             return -1;
@@ -140,15 +140,18 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
         /* One fp32 panel at a time: a whole-matrix fp32 copy, once freed, would stay in the heap. */
         float *panel = aligned_alloc(64, panel_floats * sizeof(float));
         pw->half = aligned_alloc(64, floats * sizeof(uint16_t));
-        for (int p = 0; panel && pw->half && p < panels; p++) {
+        pw->weight = NULL;
+        if (!panel || !pw->half) {
+            free(panel);
+            mv_packed_weight_free(pw);
+            return -1;
+        }
+        for (int p = 0; p < panels; p++) {
             pack_panel(weight, out_features, in_features, p, panel);
             floats_to_half(panel, panel_floats, pw->half + (size_t)p * panel_floats);
         }
         free(panel);
-        pw->weight = NULL;
-        if (!panel)
-            mv_packed_weight_free(pw);
-        return pw->half ? 0 : -1;
+        return 0;
     }
 #endif
     pw->packed = aligned_alloc(64, floats * sizeof(float));
@@ -318,12 +321,10 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
             const int k_next = p + 1 < p1 ? k0 : k0 + KC;
             const size_t next_at = (size_t)(p + 1 < p1 ? p + 1 : p0) * NR * k + (size_t)k_next * NR;
             const int prefetch = k_next < k;
-            const float *panel = pw->packed + (size_t)p * NR * k + (size_t)k0 * NR;
-            if (pw->half) { /* widened once, then read by every row tile from L1 */
-                half_to_floats(pw->half + (size_t)p * NR * k + (size_t)k0 * NR, (size_t)kc * NR, widened,
-                               prefetch ? pw->half + next_at : NULL);
-                panel = widened;
-            }
+            const size_t panel_at = (size_t)p * NR * k + (size_t)k0 * NR;
+            if (pw->half) /* widened once, then read by every row tile from L1 */
+                half_to_floats(pw->half + panel_at, (size_t)kc * NR, widened, prefetch ? pw->half + next_at : NULL);
+            const float *panel = pw->half ? widened : pw->packed + panel_at;
             int cols = n - p * NR < NR ? n - p * NR : NR;
             for (int r0 = m0; r0 < m1; r0 += MR) {
                 int rows = m1 - r0 < MR ? m1 - r0 : MR;
