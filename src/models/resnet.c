@@ -307,22 +307,25 @@ static int bottleneck_forward(const mv_bottleneck *blk, const float *x, int n_im
     return rc;
 }
 
-/* The blocks of stages [first, last) over n_images maps in st->x (NHWC, h × w each), swapping st->x and
- * st->y after each block; the layer3 output is copied out when stage 2 is among them. */
-static int run_stages(const mv_resnet *model, mv_resnet_state *st, int first, int last, int n_images, int *h,
-                      int *w, mv_error *err)
+/* The blocks of stages [first, last) over n_images maps (NHWC, h × w each) read from `input` (st->x, or
+ * st->handoff); each block writes st->y, then st->x and st->y swap, so the output ends in st->x. The
+ * layer3 output is copied out when stage 2 is among them. */
+static int run_stages(const mv_resnet *model, mv_resnet_state *st, const float *input, int first, int last,
+                      int n_images, int *h, int *w, mv_error *err)
 {
     const mv_bottleneck *blk = model->blocks;
     for (int s = 0; s < first; s++)
         blk += model->config.blocks[s];
+    const float *in = input;
     for (int s = first; s < last; s++) {
         for (int b = 0; b < model->config.blocks[s]; b++, blk++) {
-            int rc = bottleneck_forward(blk, st->x, n_images, h, w, st, st->y, err);
+            int rc = bottleneck_forward(blk, in, n_images, h, w, st, st->y, err);
             if (rc)
                 return rc;
             float *swap = st->x;
             st->x = st->y;
             st->y = swap;
+            in = st->x;
         }
         if (s == 2)
             memcpy(st->layer3, st->x, (size_t)n_images * *h * *w * mv_resnet_out_channels(model, 2) * sizeof(float));
@@ -344,7 +347,7 @@ static int image_forward(const mv_resnet *model, mv_resnet_state *st, int slot, 
     mv_maxpool_hwc(st->y, 1, *h, *w, cfg->stem_channels, 3, 2, 1, st->x);
     *h = mv_conv_out_size(*h, 3, 2, 1);
     *w = mv_conv_out_size(*w, 3, 2, 1);
-    if ((rc = run_stages(model, st, 0, BATCHED_FROM_STAGE, 1, h, w, err)))
+    if ((rc = run_stages(model, st, st->x, 0, BATCHED_FROM_STAGE, 1, h, w, err)))
         return rc;
     size_t floats = (size_t)*h * *w * mv_resnet_out_channels(model, BATCHED_FROM_STAGE - 1);
     memcpy(st->handoff + slot * floats, st->x, floats * sizeof(float));
@@ -372,9 +375,7 @@ int mv_resnet_forward(const mv_resnet *model, mv_resnet_state *st, const float *
         if (rc)
             return rc;
     }
-    memcpy(st->x, st->handoff,
-           (size_t)n_images * h * w * mv_resnet_out_channels(model, BATCHED_FROM_STAGE - 1) * sizeof(float));
-    int rc = run_stages(model, st, BATCHED_FROM_STAGE, MV_RESNET_STAGES, n_images, &h, &w, err);
+    int rc = run_stages(model, st, st->handoff, BATCHED_FROM_STAGE, MV_RESNET_STAGES, n_images, &h, &w, err);
     if (rc)
         return rc;
     int channels = mv_resnet_out_channels(model, 3);
