@@ -67,12 +67,12 @@ static void fused_head(const float *q, const float *k, const float *v, int ld, i
                 queries[(size_t)r * head_dim + d] = q[(size_t)(r0 + r) * ld + d] * scale;
         for (int j0 = 0; j0 < n; j0 += NR)
             mv_kernel_8x32(queries, (size_t)head_dim, rows, key_panels + (size_t)j0 * head_dim, head_dim, NULL, NULL,
-                           n - j0 < NR ? n - j0 : NR, 0, probs + j0, (size_t)tokens, NULL);
+                           n - j0 < NR ? n - j0 : NR, 0, probs + j0, (size_t)tokens, NULL, 0);
         for (int r = 0; r < rows; r++)
             mv_softmax_rows(probs + (size_t)r * tokens, 1, n);
         for (int d0 = 0; d0 < head_dim; d0 += NR)
             mv_kernel_8x32(probs, (size_t)tokens, rows, value_panels + (size_t)d0 * n, n, NULL, NULL,
-                           head_dim - d0 < NR ? head_dim - d0 : NR, 0, out + (size_t)r0 * ldo + d0, (size_t)ldo, NULL);
+                           head_dim - d0 < NR ? head_dim - d0 : NR, 0, out + (size_t)r0 * ldo + d0, (size_t)ldo, NULL, 0);
     }
 }
 #endif

@@ -86,6 +86,11 @@ int mv_quant_supported(mv_quant quant)
     return quant != MV_QUANT_FP16 || use_packed_kernel();
 }
 
+static int ceil_div(int a, int b)
+{
+    return (a + b - 1) / b;
+}
+
 #ifdef HAVE_AVX512_KERNEL
 /* count floats (a multiple of 16) to IEEE half, rounding to nearest even, and back. */
 __attribute__((target("avx512f")))
@@ -181,7 +186,8 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 /* See packed_kernel.h. */
 __attribute__((target("avx512f")))
 void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
-                    const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch)
+                    const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch,
+                    int prefetch_steps)
 {
     __mmask16 lo = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
     __mmask16 hi = (__mmask16)(cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (1u << (cols - 16)) - 1);
@@ -207,15 +213,14 @@ void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, in
             acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);                                                  \
         }                                                                                                   \
     } while (0)
-    if (prefetch) /* the same number of cache lines as this panel block: the next block arrives meanwhile */
-        for (int kk = 0; kk < kc; kk++) {
-            _mm_prefetch((const char *)(prefetch + (size_t)kk * NR), _MM_HINT_T1);
-            _mm_prefetch((const char *)(prefetch + (size_t)kk * NR + 16), _MM_HINT_T1);
-            FMA_STEP(kk);
-        }
-    else
-        for (int kk = 0; kk < kc; kk++)
-            FMA_STEP(kk);
+    int kk = 0;
+    for (; kk < prefetch_steps && kk < kc; kk++) {
+        _mm_prefetch((const char *)(prefetch + (size_t)kk * NR), _MM_HINT_T1);
+        _mm_prefetch((const char *)(prefetch + (size_t)kk * NR + 16), _MM_HINT_T1);
+        FMA_STEP(kk);
+    }
+    for (; kk < kc; kk++)
+        FMA_STEP(kk);
 #undef FMA_STEP
     for (int r = 0; r < rows; r++) {
         if (relu) {
@@ -316,24 +321,31 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
         if (!c->x)
             gather_conv_rows(c->conv, m0, m1 - m0, k0, kc, gather, GATHER_LD);
         for (int p = p0; p < p1; p++) {
-            /* The block the first row tile prefetches: the next panel's, or the group's first of the next K
+            /* The block the row tiles prefetch: the next panel's, or the group's first of the next K
              * block. With few rows, streaming the weights from memory is the cost (BERT-base, 32 tokens). */
             const int k_next = p + 1 < p1 ? k0 : k0 + KC;
             const size_t next_at = (size_t)(p + 1 < p1 ? p + 1 : p0) * NR * k + (size_t)k_next * NR;
-            const int prefetch = k_next < k;
+            const int next_kc = k_next >= k ? 0 : k - k_next < KC ? k - k_next : KC;
             const size_t panel_at = (size_t)p * NR * k + (size_t)k0 * NR;
             if (pw->half) /* widened once, then read by every row tile from L1 */
-                half_to_floats(pw->half + panel_at, (size_t)kc * NR, widened, prefetch ? pw->half + next_at : NULL);
+                half_to_floats(pw->half + panel_at, (size_t)kc * NR, widened, next_kc ? pw->half + next_at : NULL);
             const float *panel = pw->half ? widened : pw->packed + panel_at;
             int cols = n - p * NR < NR ? n - p * NR : NR;
+            /* Each row tile prefetches its share of the next block's k steps: all of them in one tile
+             * asked for more lines than can be in flight at once and stalled it (ResNet-50 layer4 at
+             * batch 1, 7 tiles a block, weights coming from L3). */
+            const int steps_per_tile = pw->half ? 0 : ceil_div(next_kc, ceil_div(m1 - m0, MR));
             for (int r0 = m0; r0 < m1; r0 += MR) {
                 int rows = m1 - r0 < MR ? m1 - r0 : MR;
+                int first_step = (r0 - m0) / MR * steps_per_tile;
+                int steps = first_step >= next_kc ? 0 : next_kc - first_step < steps_per_tile ? next_kc - first_step
+                                                                                             : steps_per_tile;
                 size_t at = (size_t)r0 * n + (size_t)p * NR;
                 const float *start = k0 ? c->y + at : ep->residual ? ep->residual + at : NULL;
                 mv_kernel_8x32(a + (size_t)(r0 - m0) * lda, lda, rows, panel, kc, start,
                                k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
                                last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n,
-                               prefetch && r0 == m0 && !pw->half ? pw->packed + next_at : NULL);
+                               steps ? pw->packed + next_at + (size_t)first_step * NR : NULL, steps);
                 if (last && ep->activation == MV_ACT_GELU)
                     for (int r = 0; r < rows; r++)
                         mv_gelu_erf_fast(c->y + at + (size_t)r * n, (size_t)cols);
@@ -379,11 +391,6 @@ static int run_unpacked(const gemm_call *c)
 }
 
 #ifdef HAVE_AVX512_KERNEL
-static int ceil_div(int a, int b)
-{
-    return (a + b - 1) / b;
-}
-
 /* The packed kernel over the whole call, split into work items of at most MC rows × GROUP_PANELS
  * panels: as many as keep every thread busy (a multiple of the thread count where there are few),
  * handed out one at a time so that a thread slowed by another process on its core does not hold the
