@@ -120,7 +120,7 @@ void mv_transform_output_size(const mv_transform *t, int width, int height, int 
 int mv_preprocess(const mv_image *img, const mv_transform *t, float *out, unsigned char *rgb8,
                   mv_error *err);
 
-/* --- Added by the fam2 branch (GLoRIA, MedCLIP) ---------------------------------------------- */
+/* --- Grayscale (GLoRIA, MedCLIP) -------------------------------------------------------------- */
 
 /* PIL's img.convert("L") into out (width × height bytes): gray modes keep their gray, colour goes
  * through PIL's RGB conversion and the ITU-R 601 luma L = (19595 R + 38470 G + 7471 B + 2^15) >> 16. */

@@ -50,21 +50,14 @@ int mv_get_threads(void);
 void mv_blas_select_kernels(char **argv);
 const char *mv_blas_core_name(void);
 
-/* --- Added for the image encoders (vitres) ---------------------------------------------------- */
-
-/* y[n_rows, out] += x[n_rows, in] · weightᵀ + bias (bias may be NULL): a residual branch or a
- * convolution added onto a shortcut without a separate pass over y. */
-void mv_linear_accumulate(const float *x, int n_rows, int in_features, const float *weight,
-                          const float *bias, int out_features, float *y);
-
-/* --- Added by the bert branch ------------------------------------------------------------------ */
+/* --- GELU ------------------------------------------------------------------------------------- */
 
 /* x·Φ(x) like mv_gelu_erf, but branch-free and vectorisable: erf from Abramowitz & Stegun 7.1.26
  * (|error| <= 1.5e-7) with an exp of our own (range reduction + degree-7 Taylor), so the GELU is
  * within 1e-6·max(1, |x|) of the exact one at a fraction of erff's cost. The encoders' choice. */
 void mv_gelu_erf_fast(float *x, size_t n);
 
-/* --- Added by the speed branch ------------------------------------------------------------------ */
+/* --- Packed weights and their GEMM ------------------------------------------------------------ */
 
 /* How mv_packed_weight stores a Linear weight (chosen at load: `--quant`). */
 typedef enum mv_quant {
@@ -97,12 +90,12 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
                           mv_quant quant);
 void mv_packed_weight_free(mv_packed_weight *pw);
 
-/* mv_linear (accumulate 0) or mv_linear_accumulate (1) with a packed weight; same results up to
+/* y = x·Wᵀ + bias (+ y when accumulate) with a packed weight; the results of mv_linear up to
  * float summation order (MV_QUANT_NONE) or up to the quantisation of weights and activations. */
 void mv_packed_linear(const float *x, int n_rows, const mv_packed_weight *pw, const float *bias, int accumulate,
                       float *y);
 
-/* --- Added by the fp32 branch ------------------------------------------------------------------- */
+/* --- Fused epilogues and convolution rows ----------------------------------------------------- */
 
 /* What a packed GEMM does to each output tile before storing it (while the tile is in cache, in the
  * GEMM's own threads): y = activation(x·Wᵀ + bias + residual). */

@@ -211,18 +211,7 @@ int mv_get_threads(void)
     return openblas_get_num_threads();
 }
 
-/* --- Added for the image encoders (vitres) ---------------------------------------------------- */
-
-void mv_linear_accumulate(const float *x, int n_rows, int in_features, const float *weight,
-                          const float *bias, int out_features, float *y)
-{
-    if (bias)
-        mv_add_bias(y, n_rows, out_features, bias);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, out_features, in_features, 1.0f, x,
-                in_features, weight, in_features, 1.0f, y, out_features);
-}
-
-/* --- Added by the bert branch ------------------------------------------------------------------ */
+/* --- GELU ------------------------------------------------------------------------------------- */
 
 VECTOR_CLONES
 void mv_gelu_erf_fast(float *x, size_t n)

@@ -303,17 +303,27 @@ typedef struct gemm_call {
     float *y;
 } gemm_call;
 
-/* Applies what the packed kernel does not fuse: the residual (unless it is y, accumulated by the
- * GEMM itself) and the activation, on rows [0, rows) of y. */
+/* The epilogue of a cblas product on rows [0, rows) of y: the bias, the residual (unless it is y,
+ * which cblas accumulated into) and the activation, in one pass over each block of rows while it is in
+ * cache, and in the OpenMP threads (one thread for these passes and a bias copy before the product
+ * took 7% of BERT-base over 32 texts). */
 static void finish_rows(const mv_gemm_epilogue *ep, const float *residual, int rows, int n, float *y)
 {
-    size_t count = (size_t)rows * n;
-    if (residual && residual != y)
-        mv_add(y, residual, count);
-    if (ep->activation == MV_ACT_RELU)
-        mv_relu(y, count);
-    else if (ep->activation == MV_ACT_GELU)
-        mv_gelu_erf_fast(y, count);
+    enum { BLOCK_ROWS = 16 };
+    const int blocks = ceil_div(rows, BLOCK_ROWS), threads = mv_get_threads();
+#pragma omp parallel for schedule(static) num_threads(blocks < threads ? blocks : threads)
+    for (int b = 0; b < blocks; b++) {
+        const int r0 = b * BLOCK_ROWS, block_rows = rows - r0 < BLOCK_ROWS ? rows - r0 : BLOCK_ROWS;
+        const size_t at = (size_t)r0 * n, count = (size_t)block_rows * n;
+        if (ep->bias)
+            mv_add_bias(y + at, block_rows, n, ep->bias);
+        if (residual && residual != y)
+            mv_add(y + at, residual + at, count);
+        if (ep->activation == MV_ACT_RELU)
+            mv_relu(y + at, count);
+        else if (ep->activation == MV_ACT_GELU)
+            mv_gelu_erf_fast(y + at, count);
+    }
 }
 
 /* cblas_sgemm on the original weight (see run_call), rows [m0, m1) of the call. */
@@ -322,7 +332,8 @@ static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
     const mv_packed_weight *pw = c->pw;
     const float *residual = c->ep.residual ? c->ep.residual + (size_t)m0 * pw->n : NULL;
     float *y = c->y + (size_t)m0 * pw->n;
-    (residual == y ? mv_linear_accumulate : mv_linear)(a, m1 - m0, pw->k, pw->weight, c->ep.bias, pw->n, y);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, pw->n, pw->k, 1.0f, a, pw->k, pw->weight, pw->k,
+                residual == y ? 1.0f : 0.0f, y, pw->n);
     finish_rows(&c->ep, residual, m1 - m0, pw->n, y);
 }
 
