@@ -188,7 +188,7 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 __attribute__((target("avx512f"), always_inline))
 static inline void kernel_rows(const float *a, size_t lda, const int rows, const float *panel, int kc,
                                const float *start, const float *bias, int cols, int relu, float *y, size_t ldy,
-                               const float *prefetch, int prefetch_steps)
+                               const float *prefetch, int prefetch_lines)
 {
     __mmask16 lo = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
     __mmask16 hi = (__mmask16)(cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (1u << (cols - 16)) - 1);
@@ -215,9 +215,16 @@ static inline void kernel_rows(const float *a, size_t lda, const int rows, const
         }                                                                                                   \
     } while (0)
     int kk = 0;
-    for (; kk < prefetch_steps && kk < kc; kk++) {
-        _mm_prefetch((const char *)(prefetch + (size_t)kk * NR), _MM_HINT_T1);
-        _mm_prefetch((const char *)(prefetch + (size_t)kk * NR + 16), _MM_HINT_T1);
+    /* One line of the prefetch a k step, spread over the tile; two a step while more lines than steps
+     * remain (a single tile bringing a whole block). */
+    const int doubled = prefetch_lines > kc ? prefetch_lines - kc : 0;
+    for (; kk < doubled && kk < kc; kk++) {
+        _mm_prefetch((const char *)(prefetch + (size_t)kk * 32), _MM_HINT_T1);
+        _mm_prefetch((const char *)(prefetch + (size_t)kk * 32 + 16), _MM_HINT_T1);
+        FMA_STEP(kk);
+    }
+    for (; kk < prefetch_lines - doubled && kk < kc; kk++) {
+        _mm_prefetch((const char *)(prefetch + (size_t)(doubled + kk) * 16), _MM_HINT_T1);
         FMA_STEP(kk);
     }
     for (; kk < kc; kk++)
@@ -237,9 +244,9 @@ static inline void kernel_rows(const float *a, size_t lda, const int rows, const
 __attribute__((target("avx512f")))
 void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
                     const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch,
-                    int prefetch_steps)
+                    int prefetch_lines)
 {
-#define TILE(ROWS) kernel_rows(a, lda, ROWS, panel, kc, start, bias, cols, relu, y, ldy, prefetch, prefetch_steps)
+#define TILE(ROWS) kernel_rows(a, lda, ROWS, panel, kc, start, bias, cols, relu, y, ldy, prefetch, prefetch_lines)
     switch (rows) {
     case 1: TILE(1); break;
     case 2: TILE(2); break;
@@ -363,21 +370,22 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
                 half_to_floats(pw->half + panel_at, (size_t)kc * NR, widened, next_kc ? pw->half + next_at : NULL);
             const float *panel = pw->half ? widened : pw->packed + panel_at;
             int cols = n - p * NR < NR ? n - p * NR : NR;
-            /* Each row tile prefetches its share of the next block's k steps: all of them in one tile
-             * asked for more lines than can be in flight at once and stalled it (ResNet-50 layer4 at
-             * batch 1, 7 tiles a block, weights coming from L3). */
-            const int steps_per_tile = pw->half ? 0 : ceil_div(next_kc, ceil_div(m1 - m0, MR));
+            /* Each row tile prefetches its share of the next block's 2·kc lines, one a k step: the
+             * whole block from the first tile asked for more lines than can be in flight and stalled it
+             * (ResNet-50 layer4 at batch 1, 7 tiles a block, weights coming from L3). */
+            const int next_lines = 2 * next_kc;
+            const int lines_per_tile = pw->half ? 0 : ceil_div(next_lines, ceil_div(m1 - m0, MR));
             for (int r0 = m0; r0 < m1; r0 += MR) {
                 int rows = m1 - r0 < MR ? m1 - r0 : MR;
-                int first_step = (r0 - m0) / MR * steps_per_tile;
-                int steps = first_step >= next_kc ? 0 : next_kc - first_step < steps_per_tile ? next_kc - first_step
-                                                                                             : steps_per_tile;
+                int first_line = (r0 - m0) / MR * lines_per_tile;
+                int lines = first_line >= next_lines ? 0
+                            : next_lines - first_line < lines_per_tile ? next_lines - first_line : lines_per_tile;
                 size_t at = (size_t)r0 * n + (size_t)p * NR;
                 const float *start = k0 ? c->y + at : ep->residual ? ep->residual + at : NULL;
                 mv_kernel_8x32(a + (size_t)(r0 - m0) * lda, lda, rows, panel, kc, start,
                                k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
                                last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n,
-                               steps ? pw->packed + next_at + (size_t)first_step * NR : NULL, steps);
+                               lines ? pw->packed + next_at + (size_t)first_line * 16 : NULL, lines);
                 if (last && ep->activation == MV_ACT_GELU)
                     for (int r = 0; r < rows; r++)
                         mv_gelu_erf_fast(c->y + at + (size_t)r * n, (size_t)cols);

@@ -20,11 +20,11 @@ int mv_kernel_available(void);
 /* y[rows, cols] = a[rows, kc] (rows lda apart) · panel[kc, NR], rows <= MR, cols <= NR, y rows ldy
  * apart. The accumulators start from `start` (a tile laid out like y: y itself when continuing a
  * sum over K, a residual when starting one) or zero, plus `bias` [cols] when given; `relu` clamps
- * them at zero when storing. prefetch: prefetch_steps (<= kc) k steps of another panel block, NR floats
- * each, to bring into L2 meanwhile (NULL and 0 for none). */
+ * them at zero when storing. prefetch: prefetch_lines (<= 2·kc) cache lines from there to bring into L2
+ * meanwhile (NULL and 0 for none). */
 void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
                     const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch,
-                    int prefetch_steps);
+                    int prefetch_lines);
 #endif
 
 #endif
