@@ -310,11 +310,11 @@ typedef struct gemm_call {
     float *y;
 } gemm_call;
 
-/* The epilogue of a cblas product on rows [0, rows) of y: the bias, the residual (unless it is y,
- * which cblas accumulated into) and the activation, in one pass over each block of rows while it is in
- * cache, and in the OpenMP threads (one thread for these passes and a bias copy before the product
- * took 7% of BERT-base over 32 texts). */
-static void finish_rows(const mv_gemm_epilogue *ep, const float *residual, int rows, int n, float *y)
+/* The epilogue of a cblas product, around it, on rows [0, rows) of y, in the OpenMP threads, a block
+ * of rows at a time: before it (`before`), y = bias + residual (a residual that is y stays and gets the
+ * bias), so that sgemm adds onto y with beta 1 (beta 0 would zero y in a pass of OpenBLAS's own); after
+ * it, the activation. One thread for these passes took 7% of BERT-base over 32 texts. */
+static void epilogue_pass(const mv_gemm_epilogue *ep, const float *residual, int rows, int n, float *y, int before)
 {
     enum { BLOCK_ROWS = 16 };
     const int blocks = ceil_div(rows, BLOCK_ROWS), threads = mv_get_threads();
@@ -322,14 +322,19 @@ static void finish_rows(const mv_gemm_epilogue *ep, const float *residual, int r
     for (int b = 0; b < blocks; b++) {
         const int r0 = b * BLOCK_ROWS, block_rows = rows - r0 < BLOCK_ROWS ? rows - r0 : BLOCK_ROWS;
         const size_t at = (size_t)r0 * n, count = (size_t)block_rows * n;
-        if (ep->bias)
-            mv_add_bias(y + at, block_rows, n, ep->bias);
-        if (residual && residual != y)
-            mv_add(y + at, residual + at, count);
-        if (ep->activation == MV_ACT_RELU)
+        if (before) {
+            if (residual && residual != y)
+                memcpy(y + at, residual + at, count * sizeof(float));
+            if (residual && ep->bias)
+                mv_add_bias(y + at, block_rows, n, ep->bias);
+            else if (ep->bias)
+                for (int r = 0; r < block_rows; r++)
+                    memcpy(y + at + (size_t)r * n, ep->bias, (size_t)n * sizeof(float));
+        } else if (ep->activation == MV_ACT_RELU) {
             mv_relu(y + at, count);
-        else if (ep->activation == MV_ACT_GELU)
+        } else {
             mv_gelu_erf_fast(y + at, count);
+        }
     }
 }
 
@@ -339,9 +344,13 @@ static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
     const mv_packed_weight *pw = c->pw;
     const float *residual = c->ep.residual ? c->ep.residual + (size_t)m0 * pw->n : NULL;
     float *y = c->y + (size_t)m0 * pw->n;
+    const int onto_y = residual || c->ep.bias;
+    if (onto_y && !(residual == y && !c->ep.bias))
+        epilogue_pass(&c->ep, residual, m1 - m0, pw->n, y, 1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, pw->n, pw->k, 1.0f, a, pw->k, pw->weight, pw->k,
-                residual == y ? 1.0f : 0.0f, y, pw->n);
-    finish_rows(&c->ep, residual, m1 - m0, pw->n, y);
+                onto_y ? 1.0f : 0.0f, y, pw->n);
+    if (c->ep.activation != MV_ACT_NONE)
+        epilogue_pass(&c->ep, residual, m1 - m0, pw->n, y, 0);
 }
 
 #ifdef HAVE_AVX512_KERNEL
