@@ -20,12 +20,12 @@ static size_t round_up(size_t n, size_t to)
     return (n + to - 1) / to * to;
 }
 
-/* Floats of one head's scratch on the fused path: key panels, value panels, MR scaled queries and MR
- * rows of probabilities; a multiple of 16 so every head's block stays 64-byte aligned. */
+/* Floats of one head's scratch on the fused path: key panels, value panels and MR rows of
+ * probabilities; a multiple of 16 so every head's block stays 64-byte aligned. */
 static size_t head_scratch_floats(int n_tokens, int head_dim)
 {
     size_t tokens = round_up((size_t)n_tokens, NR), dims = round_up((size_t)head_dim, NR);
-    return round_up(tokens * head_dim + dims * n_tokens + (size_t)MR * head_dim + (size_t)MR * tokens, 16);
+    return round_up(tokens * head_dim + dims * n_tokens + (size_t)MR * tokens, 16);
 }
 
 size_t mv_attention_scratch_floats(int n_tokens, int n_heads, int head_dim)
@@ -41,16 +41,16 @@ static void fused_head(const float *q, const float *k, const float *v, int ld, i
                        float *out, int ldo, float *scratch)
 {
     const int tokens = (int)round_up((size_t)n, NR), dims = (int)round_up((size_t)head_dim, NR);
-    float *key_panels = scratch;                              /* [tokens / NR][head_dim][NR] */
+    float *key_panels = scratch;                              /* [tokens / NR][head_dim][NR], scaled */
     float *value_panels = key_panels + (size_t)tokens * head_dim; /* [dims / NR][n][NR] */
-    float *queries = value_panels + (size_t)dims * n;         /* [MR][head_dim], scaled */
-    float *probs = queries + (size_t)MR * head_dim;           /* [MR][tokens] */
-    /* Key j is column j % NR of panel j / NR; value rows split into panels of NR dimensions. */
+    float *probs = value_panels + (size_t)dims * n;           /* [MR][tokens] */
+    /* Key j, times 1/√d (so that the queries are read in place), is column j % NR of panel j / NR;
+     * value rows split into panels of NR dimensions. */
     memset(key_panels, 0, sizeof(float) * (size_t)tokens * head_dim);
     for (int j = 0; j < n; j++) {
         float *column = key_panels + (size_t)(j / NR) * head_dim * NR + j % NR;
         for (int d = 0; d < head_dim; d++)
-            column[(size_t)d * NR] = k[(size_t)j * ld + d];
+            column[(size_t)d * NR] = k[(size_t)j * ld + d] * scale;
     }
     for (int d0 = 0; d0 < dims; d0 += NR) {
         int width = head_dim - d0 < NR ? head_dim - d0 : NR;
@@ -62,11 +62,8 @@ static void fused_head(const float *q, const float *k, const float *v, int ld, i
     }
     for (int r0 = 0; r0 < n; r0 += MR) {
         int rows = n - r0 < MR ? n - r0 : MR;
-        for (int r = 0; r < rows; r++)
-            for (int d = 0; d < head_dim; d++)
-                queries[(size_t)r * head_dim + d] = q[(size_t)(r0 + r) * ld + d] * scale;
         for (int j0 = 0; j0 < n; j0 += NR)
-            mv_kernel_8x32(queries, (size_t)head_dim, rows, key_panels + (size_t)j0 * head_dim, head_dim, NULL, NULL,
+            mv_kernel_8x32(q + (size_t)r0 * ld, (size_t)ld, rows, key_panels + (size_t)j0 * head_dim, head_dim, NULL, NULL,
                            n - j0 < NR ? n - j0 : NR, 0, probs + j0, (size_t)tokens, NULL, 0);
         for (int r = 0; r < rows; r++)
             mv_softmax_rows(probs + (size_t)r * tokens, 1, n);
