@@ -5,10 +5,13 @@ test: it needs bench/run's models and Debian's torch; the CI-sized checks are te
 
 1. cos to PyTorch fp32: 32 random texts of 32 tokens (BERT-base + BiomedCLIP head, normalised), 4 random
    224² images through ViT-B/16 (+ projection) and ResNet-50 (pooled features), run by PyTorch on the
-   state dicts and by medvlp_engine ("embed" command) with fp32 and with int8 weights.
+   state dicts and by medvlp_engine ("embed" command) with fp32, int8 and fp16 weights.
 2. retrieval: N_ITEMS (default 10000) random texts of SEQ_LEN (default 16) tokens and N_QUERIES (200)
-   query texts embedded by medvlp fp32 and int8; exact top-10 by inner product of each query in each
-   index; the mean overlap of the two top-10 lists (and the worst query)."""
+   query texts embedded by medvlp fp32, int8 and fp16; exact top-10 by inner product of each query in
+   each index; the mean overlap of int8's and fp16's top-10 lists with fp32's (and the worst query).
+   How crowded the fp32 embeddings are is printed with it: the mean cosine of two different items, and
+   the mean gap between each query's 10th and 11th best score, against which the quantised scores'
+   errors decide the overlap."""
 import os
 import subprocess
 import sys
@@ -69,7 +72,7 @@ def parity(models, engine, tmp):
         model = torch_engine.load(kind, os.path.join(models, kind + "_state.pt"))
         with torch.inference_mode():
             want = (model(inputs.long(), torch.ones_like(inputs.long())) if kind == "text" else model(inputs)).numpy()
-        for quant in ("none", "int8"):
+        for quant in ("none", "int8", "fp16"):
             m = Medvlp(engine, kind, os.path.join(models, path), quant)
             got = m.embed(inputs.numpy(), seq_len, dim, tmp)
             m.close()
@@ -78,25 +81,32 @@ def parity(models, engine, tmp):
                                                                                  len(c)), flush=True)
 
 
-def top_k(queries, items):
+def top_k(queries, items, k=TOP_K):
     scores = queries @ items.T
-    return np.argsort(-scores, axis=1)[:, :TOP_K]
+    return np.argsort(-scores, axis=1)[:, :k]
 
 
 def retrieval(models, engine, tmp, n_items, n_queries, seq_len):
     gen = torch.Generator().manual_seed(9)
     items, queries = random_ids(n_items, seq_len, gen).numpy(), random_ids(n_queries, seq_len, gen).numpy()
-    tops, item_embs = [], []
-    for quant in ("none", "int8"):
+    tops, item_embs, query_embs = {}, {}, {}
+    for quant in ("none", "int8", "fp16"):
         m = Medvlp(engine, "text", os.path.join(models, "text"), quant)
-        item_emb, query_emb = m.embed(items, seq_len, 512, tmp), m.embed(queries, seq_len, 512, tmp)
+        item_embs[quant], query_embs[quant] = m.embed(items, seq_len, 512, tmp), m.embed(queries, seq_len, 512, tmp)
         m.close()
-        tops.append(top_k(query_emb, item_emb))
-        item_embs.append(item_emb)
-    common = [len(set(a) & set(b)) for a, b in zip(tops[0], tops[1])]
-    print("retrieval: %d texts of %d tokens, %d queries: top-%d overlap int8 vs fp32 %.4f (worst query %d/%d); "
-          "items' min cos int8 vs fp32 %.6f" % (n_items, seq_len, n_queries, TOP_K, np.mean(common) / TOP_K,
-                                                min(common), TOP_K, cosines(*item_embs).min()), flush=True)
+        tops[quant] = top_k(query_embs[quant], item_embs[quant])
+    fp32_items, fp32_queries = item_embs["none"], query_embs["none"]
+    sample = fp32_items[:1000]
+    pair_cos = (sample @ sample.T)[np.triu_indices(len(sample), 1)]
+    ranked = np.sort(fp32_queries @ fp32_items.T, axis=1)[:, ::-1]
+    print("fp32 embeddings: mean cos of two different items %.4f; mean gap between a query's 10th and 11th "
+          "score %.2e" % (pair_cos.mean(), (ranked[:, TOP_K - 1] - ranked[:, TOP_K]).mean()), flush=True)
+    for quant in ("int8", "fp16"):
+        common = [len(set(a) & set(b)) for a, b in zip(tops["none"], tops[quant])]
+        print("retrieval: %d texts of %d tokens, %d queries: top-%d overlap %s vs fp32 %.4f (worst query %d/%d); "
+              "items' min cos %s vs fp32 %.6f" % (n_items, seq_len, n_queries, TOP_K, quant, np.mean(common) / TOP_K,
+                                                  min(common), TOP_K, quant, cosines(fp32_items, item_embs[quant]).min()),
+              flush=True)
 
 
 def main(models, engine, n_items=10000, n_queries=200, seq_len=16):
