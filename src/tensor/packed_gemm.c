@@ -215,17 +215,20 @@ static inline void kernel_rows(const float *a, size_t lda, const int rows, const
         }                                                                                                   \
     } while (0)
     int kk = 0;
-    /* One line of the prefetch a k step, spread over the tile; two a step while more lines than steps
-     * remain (a single tile bringing a whole block). */
+    /* The prefetch lines spread evenly over the tile's k steps, so that they are in flight a few at a
+     * time: two a step while more lines than steps remain (a single tile bringing a whole block), then
+     * one every `every` steps. */
     const int doubled = prefetch_lines > kc ? prefetch_lines - kc : 0;
     for (; kk < doubled && kk < kc; kk++) {
         _mm_prefetch((const char *)(prefetch + (size_t)kk * 32), _MM_HINT_T1);
         _mm_prefetch((const char *)(prefetch + (size_t)kk * 32 + 16), _MM_HINT_T1);
         FMA_STEP(kk);
     }
-    for (; kk < prefetch_lines - doubled && kk < kc; kk++) {
-        _mm_prefetch((const char *)(prefetch + (size_t)(doubled + kk) * 16), _MM_HINT_T1);
-        FMA_STEP(kk);
+    const int single = prefetch_lines - 2 * doubled, every = single > 0 && kc - kk > single ? (kc - kk) / single : 1;
+    for (int line = 0; line < single && kk < kc; line++) {
+        _mm_prefetch((const char *)(prefetch + (size_t)(2 * doubled + line) * 16), _MM_HINT_T1);
+        for (int end = kk + every < kc ? kk + every : kc; kk < end; kk++)
+            FMA_STEP(kk);
     }
     for (; kk < kc; kk++)
         FMA_STEP(kk);
