@@ -313,7 +313,8 @@ int cmd_search(int argc, char **argv)
                *target_name = NULL;
     long long k = 10, ef_search = 0, nprobe = 0, refine_k_factor = 0;
     mv_model_options model_options = {0};
-    for (int i = 1; i < argc; i++) {
+    /* Every option but --help takes a value: they come in pairs. */
+    for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             search_usage(stdout);
@@ -354,7 +355,6 @@ int cmd_search(int argc, char **argv)
             search_usage(stderr);
             return 2;
         }
-        i++;
     }
     /* Defaults cross modalities, as in POST /search: a text finds images, an image finds captions. */
     int target = target_name ? mv_index_target_parse(target_name) : image_path ? MV_INDEX_CAPTIONS : MV_INDEX_IMAGES;

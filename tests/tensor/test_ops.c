@@ -35,7 +35,7 @@ int main(void)
     srand(3);
     for (int dim = 1; dim <= LONG; dim += 385) {
         for (int i = 0; i < dim; i++) {
-            long_row[i] = 30.0f * ((float)rand() / RAND_MAX - 0.5f);
+            long_row[i] = 30.0f * ((float)rand() / (float)RAND_MAX - 0.5f);
             ones[i] = 1.0f;
         }
         double max = -INFINITY, sum = 0.0, mean = 0.0, var = 0.0;
@@ -61,8 +61,8 @@ int main(void)
     enum { R = 3, IN = 5, OUT = 4 };
     float x[R * IN], w[OUT * IN], b[OUT], y[R * OUT];
     srand(7);
-    for (int i = 0; i < R * IN; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
-    for (int i = 0; i < OUT * IN; i++) w[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int i = 0; i < R * IN; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    for (int i = 0; i < OUT * IN; i++) w[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     for (int i = 0; i < OUT; i++) b[i] = (float)i;
     mv_linear(x, R, IN, w, b, OUT, y);
     for (int r = 0; r < R; r++)
