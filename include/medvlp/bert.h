@@ -57,7 +57,6 @@ typedef struct mv_bert_state {
     int cap_tokens, cap_seq;   /* capacity: total packed tokens, longest single text */
     float *hidden;      /* [tokens, hidden]: the residual stream; after forward, the last layer */
     float *query, *key, *value, *context;  /* [tokens, hidden] each */
-    float *scratch;     /* [tokens, hidden]: sublayer output before the residual add */
     float *ffn;         /* [tokens, intermediate] */
     float *attention;   /* mv_attention's scratch for the longest text */
 } mv_bert_state;

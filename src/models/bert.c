@@ -106,7 +106,6 @@ void mv_bert_state_free(mv_bert_state *s)
     free(s->key);
     free(s->value);
     free(s->context);
-    free(s->scratch);
     free(s->ffn);
     free(s->attention);
     memset(s, 0, sizeof *s);
@@ -125,11 +124,10 @@ int mv_bert_state_reserve(mv_bert_state *s, const mv_bert_config *c, int n_token
     s->key = malloc(rows * H * sizeof(float));
     s->value = malloc(rows * H * sizeof(float));
     s->context = malloc(rows * H * sizeof(float));
-    s->scratch = malloc(rows * H * sizeof(float));
     s->ffn = malloc(rows * (size_t)c->intermediate_size * sizeof(float));
     size_t attention_bytes = mv_attention_scratch_floats(cap_seq, c->n_heads, c->hidden_size / c->n_heads) * sizeof(float);
     s->attention = aligned_alloc(64, (attention_bytes + 63) / 64 * 64);
-    if (!s->hidden || !s->query || !s->key || !s->value || !s->context || !s->scratch || !s->ffn || !s->attention) {
+    if (!s->hidden || !s->query || !s->key || !s->value || !s->context || !s->ffn || !s->attention) {
         mv_bert_state_free(s);
         return mv_fail(err, MV_ENOMEM, "out of memory for a BERT batch of %d tokens", n_tokens);
     }
@@ -199,16 +197,15 @@ int mv_bert_forward(const mv_bert *bert, mv_bert_state *s, const mv_bert_batch *
             mv_attention(s->query + at, s->key + at, s->value + at, H, batch->lengths[t], c->n_heads,
                          H / c->n_heads, s->context + at, H, s->attention);
         }
-        /* h = LayerNorm(h + O·context): the residual is added in the GEMM's store. */
-        mv_packed_gemm(s->context, n_tokens, &l->attn_out, &(mv_gemm_epilogue){l->attn_out_b, h, MV_ACT_NONE},
-                       s->scratch);
-        mv_layernorm(s->scratch, h, n_tokens, H, l->attn_norm_w, l->attn_norm_b, c->layer_norm_eps);
+        /* h = LayerNorm(h + O·context): the GEMM adds onto h in place (a separate output would make the
+         * cache fetch every line of it only to overwrite it, and a cblas product copy h there first). */
+        mv_packed_gemm(s->context, n_tokens, &l->attn_out, &(mv_gemm_epilogue){l->attn_out_b, h, MV_ACT_NONE}, h);
+        mv_layernorm(h, h, n_tokens, H, l->attn_norm_w, l->attn_norm_b, c->layer_norm_eps);
 
-        /* Feed-forward block: h = LayerNorm(h + W2·GELU(W1·h)), GELU and residual in the stores. */
+        /* Feed-forward block: h = LayerNorm(h + W2·GELU(W1·h)), GELU in the store, the residual in place. */
         mv_packed_gemm(h, n_tokens, &l->ffn_in, &(mv_gemm_epilogue){l->ffn_in_b, NULL, MV_ACT_GELU}, s->ffn);
-        mv_packed_gemm(s->ffn, n_tokens, &l->ffn_out, &(mv_gemm_epilogue){l->ffn_out_b, h, MV_ACT_NONE},
-                       s->scratch);
-        mv_layernorm(s->scratch, h, n_tokens, H, l->ffn_norm_w, l->ffn_norm_b, c->layer_norm_eps);
+        mv_packed_gemm(s->ffn, n_tokens, &l->ffn_out, &(mv_gemm_epilogue){l->ffn_out_b, h, MV_ACT_NONE}, h);
+        mv_layernorm(h, h, n_tokens, H, l->ffn_norm_w, l->ffn_norm_b, c->layer_norm_eps);
 
         save_hidden(hidden_states, i + 1, h, n_values);
     }
