@@ -33,6 +33,9 @@
 
 enum { NR = MV_KERNEL_NR, MR = MV_KERNEL_MR, KC = 256, MC = 256 };
 
+/* Floats in a cache line, and lines in one k step of a panel (NR floats). */
+enum { LINE_FLOATS = 16, STEP_LINES = NR / LINE_FLOATS };
+
 /* A work item covers at most this many panels, so its y tiles (MC × 512 floats) stay in L2 across
  * the K blocks. */
 enum { GROUP_PANELS = 16 };
@@ -220,13 +223,14 @@ static inline void kernel_rows(const float *a, size_t lda, const int rows, const
      * one every `every` steps. */
     const int doubled = prefetch_lines > kc ? prefetch_lines - kc : 0;
     for (; kk < doubled && kk < kc; kk++) {
-        _mm_prefetch((const char *)(prefetch + (size_t)kk * 32), _MM_HINT_T1);
-        _mm_prefetch((const char *)(prefetch + (size_t)kk * 32 + 16), _MM_HINT_T1);
+        _mm_prefetch((const char *)(prefetch + (size_t)kk * NR), _MM_HINT_T1);
+        _mm_prefetch((const char *)(prefetch + (size_t)kk * NR + LINE_FLOATS), _MM_HINT_T1);
         FMA_STEP(kk);
     }
-    const int single = prefetch_lines - 2 * doubled, every = single > 0 && kc - kk > single ? (kc - kk) / single : 1;
+    const int single = prefetch_lines - STEP_LINES * doubled;
+    const int every = single > 0 && kc - kk > single ? (kc - kk) / single : 1;
     for (int line = 0; line < single && kk < kc; line++) {
-        _mm_prefetch((const char *)(prefetch + (size_t)(2 * doubled + line) * 16), _MM_HINT_T1);
+        _mm_prefetch((const char *)(prefetch + (size_t)(STEP_LINES * doubled + line) * LINE_FLOATS), _MM_HINT_T1);
         for (int end = kk + every < kc ? kk + every : kc; kk < end; kk++)
             FMA_STEP(kk);
     }
@@ -380,7 +384,7 @@ static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
     const float *residual = c->ep.residual ? c->ep.residual + (size_t)m0 * pw->n : NULL;
     float *y = c->y + (size_t)m0 * pw->n;
     const int onto_y = residual || c->ep.bias;
-    if (onto_y && !(residual == y && !c->ep.bias))
+    if (c->ep.bias || (residual && residual != y))
         epilogue_pass(&c->ep, residual, m1 - m0, pw->n, y, 1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, pw->n, pw->k, 1.0f, a, pw->k, pw->weight, pw->k,
                 onto_y ? 1.0f : 0.0f, y, pw->n);
@@ -414,10 +418,10 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
                 half_to_floats(pw->half + panel_at, (size_t)kc * NR, widened, next_kc ? pw->half + next_at : NULL);
             const float *panel = pw->half ? widened : pw->packed + panel_at;
             int cols = n - p * NR < NR ? n - p * NR : NR;
-            /* Each row tile prefetches its share of the next block's 2·kc lines, one a k step: the
-             * whole block from the first tile asked for more lines than can be in flight and stalled it
-             * (ResNet-50 layer4 at batch 1, 7 tiles a block, weights coming from L3). */
-            const int next_lines = 2 * next_kc;
+            /* Each row tile prefetches its share of the next block's lines, spread over its k steps
+             * (mv_kernel_8x32): the whole block from the first tile asked for more lines than can be in
+             * flight and stalled it (ResNet-50 layer4 at batch 1, 7 tiles a block, weights from L3). */
+            const int next_lines = STEP_LINES * next_kc;
             const int lines_per_tile = pw->half ? 0 : ceil_div(next_lines, ceil_div(m1 - m0, MR));
             for (int r0 = m0; r0 < m1; r0 += MR) {
                 int rows = m1 - r0 < MR ? m1 - r0 : MR;
@@ -429,7 +433,7 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
                 mv_kernel_8x32(a + (size_t)(r0 - m0) * lda, lda, rows, panel, kc, start,
                                k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
                                last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n,
-                               lines ? pw->packed + next_at + (size_t)first_line * 16 : NULL, lines);
+                               lines ? pw->packed + next_at + (size_t)first_line * LINE_FLOATS : NULL, lines);
                 if (last && ep->activation == MV_ACT_GELU)
                     for (int r = 0; r < rows; r++)
                         mv_gelu_erf_fast(c->y + at + (size_t)r * n, (size_t)cols);
