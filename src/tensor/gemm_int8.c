@@ -13,6 +13,7 @@
  * one panel, accumulated over all of k in registers. x86-64 only, like the
  * rest of the kernels' CPU dispatch. */
 #include "tensor/gemm_int8.h"
+#include "packed_kernel.h"
 #include "medvlp/tensor.h"
 
 #include <immintrin.h>
@@ -324,11 +325,6 @@ static void multiply_panels(const int8_call *c, const uint8_t *a, const float *x
                        c->y + at, (size_t)n);
         }
     }
-}
-
-static int ceil_div(int a, int b)
-{
-    return (a + b - 1) / b;
 }
 
 /* Many rows: each thread takes whole blocks of rows, quantises (gathers) them into its own buffer and

@@ -89,11 +89,6 @@ int mv_quant_supported(mv_quant quant)
     return quant != MV_QUANT_FP16 || use_packed_kernel();
 }
 
-static int ceil_div(int a, int b)
-{
-    return (a + b - 1) / b;
-}
-
 #ifdef HAVE_AVX512_KERNEL
 /* count floats (a multiple of 16) to IEEE half, rounding to nearest even, and back. */
 __attribute__((target("avx512f")))

@@ -1,5 +1,6 @@
 /* packed_kernel.h — the fp32 micro-kernel of packed_gemm.c, shared with the other kernels of
- * src/tensor (attention.c); not part of the library's interface. */
+ * src/tensor (attention.c), and their tiling arithmetic (gemm_int8.c); not part of the library's
+ * interface. */
 #ifndef MEDVLP_PACKED_KERNEL_H
 #define MEDVLP_PACKED_KERNEL_H
 
@@ -12,6 +13,12 @@
 /* A panel holds MV_KERNEL_NR output columns: for each k, their NR values contiguously (64-byte
  * aligned, zero past the last column). A tile is MV_KERNEL_MR rows × NR columns. */
 enum { MV_KERNEL_MR = 8, MV_KERNEL_NR = 32 };
+
+/* The tiling arithmetic every kernel file of src/tensor shares: a / b rounded up (a >= 0, b > 0). */
+static inline int ceil_div(int a, int b)
+{
+    return (a + b - 1) / b;
+}
 
 /* 1 when this CPU has AVX-512 and mv_kernel_8x32 may run, else 0. */
 int mv_kernel_available(void);
