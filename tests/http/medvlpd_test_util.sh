@@ -15,13 +15,16 @@ check() {
     if ! "$@" >/dev/null; then failures=$((failures + 1)); echo "FAIL: $what" >&2; fi
 }
 
-# start_medvlpd ARGS...: runs "$medvlpd" ARGS on 127.0.0.1:0 (log in $tmp/log), waits until it says
-# it is ready or dies, and sets pid, port and url. Fails when it did not become ready.
+# start_medvlpd ARGS...: runs "$medvlpd" ARGS on 127.0.0.1:0 (log in $tmp/log, a fresh one), waits until
+# it says it is ready or dies, and sets pid, port and url. Fails when it did not become ready.
 start_medvlpd() {
+    # A restart reuses the log: until the new daemon's redirection truncates it, the previous daemon's
+    # "ready" and port would be read as this one's (both flaky http_portal failures of 2026-11-23).
+    rm -f "$tmp/log"
     "$medvlpd" "$@" --listen 127.0.0.1:0 2>"$tmp/log" &
     pid=$!
     for _ in $(seq 600); do   # up to 30 s: a loaded CI machine, the sanitizer build
-        grep -q ': ready' "$tmp/log" && break
+        grep -q ': ready' "$tmp/log" 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
