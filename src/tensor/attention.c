@@ -13,6 +13,10 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef HAVE_AVX512_KERNEL
+#include <immintrin.h>
+#endif
+
 enum { MR = MV_KERNEL_MR, NR = MV_KERNEL_NR };
 
 static size_t round_up(size_t n, size_t to)
@@ -37,6 +41,7 @@ size_t mv_attention_scratch_floats(int n_tokens, int n_heads, int head_dim)
 
 #ifdef HAVE_AVX512_KERNEL
 /* One head: q, k, v [n, head_dim] rows ld apart → out [n, head_dim] rows ldo apart. */
+__attribute__((target("avx512f")))
 static void fused_head(const float *q, const float *k, const float *v, int ld, int n, int head_dim, float scale,
                        float *out, int ldo, float *scratch)
 {
@@ -44,13 +49,22 @@ static void fused_head(const float *q, const float *k, const float *v, int ld, i
     float *key_panels = scratch;                              /* [tokens / NR][head_dim][NR], scaled */
     float *value_panels = key_panels + (size_t)tokens * head_dim; /* [dims / NR][n][NR] */
     float *probs = value_panels + (size_t)dims * n;           /* [MR][tokens] */
-    /* Key j, times 1/√d (so that the queries are read in place), is column j % NR of panel j / NR;
-     * value rows split into panels of NR dimensions. */
-    memset(key_panels, 0, sizeof(float) * (size_t)tokens * head_dim);
-    for (int j = 0; j < n; j++) {
-        float *column = key_panels + (size_t)(j / NR) * head_dim * NR + j % NR;
-        for (int d = 0; d < head_dim; d++)
-            column[(size_t)d * NR] = k[(size_t)j * ld + d] * scale;
+    /* Key j, times 1/√d (so that the queries are read in place), is column j % NR of panel j / NR,
+     * zero past the last key; 16 keys' values of one dimension are one gather down their rows (a
+     * strided store per value took a quarter of a 32-token head). Value rows split into panels of NR
+     * dimensions. */
+    const __m512i key_rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                _mm512_set1_epi32(ld));
+    const __m512 scales = _mm512_set1_ps(scale);
+    for (int j0 = 0; j0 < tokens; j0 += 16) {
+        const int count = n - j0 >= 16 ? 16 : n - j0 > 0 ? n - j0 : 0;
+        const __mmask16 present = (__mmask16)((1u << count) - 1);
+        const float *first_key = k + (size_t)(count ? j0 : 0) * ld;
+        float *column = key_panels + (size_t)(j0 / NR) * head_dim * NR + j0 % NR;
+        for (int d = 0; d < head_dim; d++) {
+            __m512 keys = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), present, key_rows, first_key + d, 4);
+            _mm512_store_ps(column + (size_t)d * NR, _mm512_mul_ps(keys, scales));
+        }
     }
     for (int d0 = 0; d0 < dims; d0 += NR) {
         int width = head_dim - d0 < NR ? head_dim - d0 : NR;
