@@ -60,6 +60,13 @@ void mv_resnet_free(mv_resnet *model);
 
 int mv_resnet_out_channels(const mv_resnet *model, int stage);   /* 4 × planes[stage] */
 
+/* The maps of one chain of blocks: block input / output, swapped after each block, and the two
+ * inside a block. */
+typedef struct mv_resnet_maps {
+    float *x, *y;
+    float *t1, *t2;
+} mv_resnet_maps;
+
 /* Activations and outputs for up to max_images images of height × width, allocated once. */
 typedef struct mv_resnet_state {
     int max_images, height, width;
@@ -67,12 +74,12 @@ typedef struct mv_resnet_state {
     float *layer3;      /* [n, layer3_h, layer3_w, out_channels(2)]  GLoRIA's local features */
     float *layer4;      /* [n, layer4_h, layer4_w, out_channels(3)]  BioViL's patch map */
     float *pooled;      /* [n, out_channels(3)]                       global average pool */
-    /* scratch: the stem and layers 1-2 run image by image, layers 3-4 on the whole batch
-     * (mv_resnet_forward) */
-    float *input;       /* the image as NHWC */
-    float *handoff;     /* [n, ...] every image's layer2 output, the batched stages' input */
-    float *x, *y;       /* block input / output, swapped after each block */
-    float *t1, *t2;     /* inside a block */
+    /* scratch: the stem and layers 1-3 run image by image, up to n_workers images at once (one per
+     * OpenMP thread), layer4 on the whole batch, from layer3 (mv_resnet_forward) */
+    int n_workers;
+    float *inputs;              /* [n_workers][height, width, in_channels]: a worker's image as NHWC */
+    mv_resnet_maps *image_maps; /* [n_workers]: a worker's maps, one image's */
+    mv_resnet_maps batch;       /* layer4's maps, the whole batch's */
 } mv_resnet_state;
 
 int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int width,

@@ -35,7 +35,9 @@ void mv_softmax_rows(float *x, int n_rows, int dim);        /* numerically stabl
 /* Divides each row by its L2 norm (rows of norm 0 stay 0). */
 void mv_l2_normalize_rows(float *x, int n_rows, int dim);
 
-/* Thread count for BLAS and the element-wise loops (<= 0: all cores). */
+/* Thread count for BLAS and the element-wise loops (<= 0: all cores). mv_get_threads() is 1 inside
+ * an OpenMP parallel region: a caller that runs work side by side in threads of its own (ResNet's
+ * early stages, an image a thread) gets single-threaded products, never a team per thread. */
 void mv_set_threads(int n_threads);
 int mv_get_threads(void);
 
@@ -72,6 +74,9 @@ const char *mv_quant_name(mv_quant quant);
 int mv_quant_parse(const char *name, mv_quant *out);
 /* Whether this CPU has a kernel for quant (int8: AVX2; fp16: AVX-512, the packed fp32 kernel's). */
 int mv_quant_supported(mv_quant quant);
+/* 1 when this CPU runs the packed fp32 kernel (AVX-512), which every convolution then takes: none
+ * calls cblas_sgemm. */
+int mv_packed_kernel_available(void);
 
 /* A Linear weight [n, k] re-laid out once for the packed kernels (src/tensor/packed_gemm.c,
  * gemm_int8.c), so the per-call packing OpenBLAS does behind cblas_sgemm is gone. weight stays

@@ -93,7 +93,7 @@ void mv_attention(const float *q, const float *k, const float *v, int ld, int n_
 {
     const float scale = 1.0f / sqrtf((float)head_dim);
 #ifdef HAVE_AVX512_KERNEL
-    if (mv_kernel_available()) {
+    if (mv_packed_kernel_available()) {
         const size_t per_head = head_scratch_floats(n_tokens, head_dim);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(mv_get_threads())
         for (int h = 0; h < n_heads; h++) {

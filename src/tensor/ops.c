@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -202,7 +203,7 @@ void mv_set_threads(int n_threads)
 
 int mv_get_threads(void)
 {
-    return openblas_get_num_threads();
+    return omp_in_parallel() ? 1 : openblas_get_num_threads();
 }
 
 /* --- GELU ------------------------------------------------------------------------------------- */

@@ -165,7 +165,7 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
     return 0;
 }
 
-int mv_kernel_available(void)
+int mv_packed_kernel_available(void)
 {
     return use_packed_kernel();
 }

@@ -20,9 +20,6 @@ static inline int ceil_div(int a, int b)
     return (a + b - 1) / b;
 }
 
-/* 1 when this CPU has AVX-512 and mv_kernel_8x32 may run, else 0. */
-int mv_kernel_available(void);
-
 #ifdef HAVE_AVX512_KERNEL
 /* y[rows, cols] = a[rows, kc] (rows lda apart) · panel[kc, NR], rows <= MR, cols <= NR, y rows ldy
  * apart. The accumulators start from `start` (a tile laid out like y: y itself when continuing a

@@ -1,4 +1,5 @@
-/* test_ops.c — the element-wise kernels against closed-form values computed here in double. */
+/* test_ops.c — the element-wise kernels against closed-form values computed here in double, and the
+ * thread count products see. */
 #include "medvlp/tensor.h"
 #include "../test.h"
 
@@ -76,5 +77,15 @@ int main(void)
     mv_l2_normalize_rows(v, 1, 3);
     CHECK_NEAR(v[0], 0.6, 1e-7);
     CHECK_NEAR(v[1], 0.8, 1e-7);
+
+    /* Inside an OpenMP team of the caller's own, products get one thread each (ResNet's images side by
+     * side), outside it every thread set. */
+    mv_set_threads(2);
+    int outside = mv_get_threads(), inside = -1;
+#pragma omp parallel num_threads(2)
+#pragma omp single
+    inside = mv_get_threads();
+    CHECK_INT_EQ(outside, 2);
+    CHECK_INT_EQ(inside, 1);
     return test_report("tensor_ops");
 }

@@ -1,6 +1,7 @@
 /* test_resnet.c — bottleneck ResNet parity against PyTorch (torchvision Bottleneck blocks, eval-mode
  * BatchNorm with random running statistics) on an odd-sized 63×70 input: layer3 and layer4 maps and
- * the pooled vector, torchvision and ConVIRT (nn.Sequential) key names, a batch against single runs,
+ * the pooled vector, torchvision and ConVIRT (nn.Sequential) key names, a batch (two images side by
+ * side, one alone) against single runs,
  * and the load errors a bad checkpoint must give. */
 #include "medvlp/resnet.h"
 #include "vitres_test.h"
@@ -41,6 +42,8 @@ static void check_names(const char *label, const char *ckpt, const mv_resnet_nam
     CHECK_MSG(mv_resnet_state_new(model, 1, HEIGHT, WIDTH, &single, &err) == MV_OK, "%s", err.message);
     if (!batch || !single)
         exit(test_report("test_resnet"));
+    CHECK_INT_EQ(batch->n_workers, mv_packed_kernel_available() ? 2 : 1);
+    CHECK_INT_EQ(single->n_workers, 1);
     CHECK_INT_EQ(batch->layer3_h, 4);
     CHECK_INT_EQ(batch->layer3_w, 5);
     CHECK_INT_EQ(batch->layer4_h, 2);
@@ -94,6 +97,9 @@ static void check_load_error(const char *ckpt, const mv_resnet_config *cfg, cons
 
 int main(void)
 {
+    /* Two threads whatever the machine: a batch of 3 runs two images side by side (an image a thread)
+     * and the third with each convolution on both threads, and must match single-image runs. */
+    mv_set_threads(2);
     mv_resnet_names torchvision = mv_resnet_names_torchvision("");
     mv_resnet_names convirt = mv_resnet_names_sequential("res_features.");
     check_names("resnet torchvision names", "resnet_tiny.safetensors", &torchvision);
