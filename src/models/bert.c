@@ -4,6 +4,7 @@
  * store adds the bias and the residual and applies the GELU. */
 #include "medvlp/bert.h"
 #include "medvlp/tensor.h"
+#include "pack_linear.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,18 +64,13 @@ int mv_bert_load(mv_bert *bert, const mv_bert_config *config, mv_weights *w, con
         TAKE(ffn_out_b, MV_SHAPE(H), "output.dense.bias")
         TAKE(ffn_norm_w, MV_SHAPE(H), "output.LayerNorm.weight")
         TAKE(ffn_norm_b, MV_SHAPE(H), "output.LayerNorm.bias")
-        if (mv_packed_weight_init(&l->query, l->query_w, H, H, config->quant) ||
-            mv_packed_weight_init(&l->key, l->key_w, H, H, config->quant) ||
-            mv_packed_weight_init(&l->value, l->value_w, H, H, config->quant) ||
-            mv_packed_weight_init(&l->attn_out, l->attn_out_w, H, H, config->quant) ||
-            mv_packed_weight_init(&l->ffn_in, l->ffn_in_w, I, H, config->quant) ||
-            mv_packed_weight_init(&l->ffn_out, l->ffn_out_w, H, I, config->quant)) {
+        const mv_quant q = config->quant;
+        if (pack_linear(w, &l->query, l->query_w, H, H, q) || pack_linear(w, &l->key, l->key_w, H, H, q) ||
+            pack_linear(w, &l->value, l->value_w, H, H, q) || pack_linear(w, &l->attn_out, l->attn_out_w, H, H, q) ||
+            pack_linear(w, &l->ffn_in, l->ffn_in_w, I, H, q) || pack_linear(w, &l->ffn_out, l->ffn_out_w, H, I, q)) {
             rc = mv_fail(err, MV_ENOMEM, "out of memory packing BERT layer %d", i);
             goto fail;
         }
-        const float *packed_from[] = {l->query_w, l->key_w, l->value_w, l->attn_out_w, l->ffn_in_w, l->ffn_out_w};
-        for (int j = 0; j < 6; j++)
-            mv_weights_release_range(w, packed_from[j], sizeof(float) * (size_t)H * (j < 4 ? H : I));
 #undef TAKE
     }
     if (with_pooler &&

@@ -8,6 +8,7 @@
 #include "medvlp/vit.h"
 #include "medvlp/conv.h"
 #include "medvlp/tensor.h"
+#include "pack_linear.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,18 +129,12 @@ static int load_layer(loader *ld, mv_vit *m, int index, mv_error *err)
         rc = take_linear(ld, names->fc1, c->mlp_dim, c->width, &l->fc1_w, &l->fc1_b, err);
     if (!rc)
         rc = take_linear(ld, names->fc2, c->width, c->mlp_dim, &l->fc2_w, &l->fc2_b, err);
-    if (!rc && (mv_packed_weight_init(&l->qkv, l->qkv_w, 3 * c->width, c->width, c->quant) ||
-                mv_packed_weight_init(&l->proj, l->proj_w, c->width, c->width, c->quant) ||
-                mv_packed_weight_init(&l->fc1, l->fc1_w, c->mlp_dim, c->width, c->quant) ||
-                mv_packed_weight_init(&l->fc2, l->fc2_w, c->width, c->mlp_dim, c->quant)))
+    mv_weights *w = ld->weights;
+    if (!rc && (pack_linear(w, &l->qkv, l->qkv_w, 3 * c->width, c->width, c->quant) ||
+                pack_linear(w, &l->proj, l->proj_w, c->width, c->width, c->quant) ||
+                pack_linear(w, &l->fc1, l->fc1_w, c->mlp_dim, c->width, c->quant) ||
+                pack_linear(w, &l->fc2, l->fc2_w, c->width, c->mlp_dim, c->quant)))
         rc = mv_fail(err, MV_ENOMEM, "vit: out of memory packing block %d", index);
-    if (!rc) {
-        const float *packed_from[] = {l->qkv_w, l->proj_w, l->fc1_w, l->fc2_w};
-        const size_t floats[] = {(size_t)3 * c->width * c->width, (size_t)c->width * c->width,
-                                 (size_t)c->mlp_dim * c->width, (size_t)c->width * c->mlp_dim};
-        for (int j = 0; j < 4; j++)
-            mv_weights_release_range(ld->weights, packed_from[j], sizeof(float) * floats[j]);
-    }
     return rc;
 }
 
