@@ -74,8 +74,9 @@ const char *mv_quant_name(mv_quant quant);
 int mv_quant_parse(const char *name, mv_quant *out);
 /* Whether this CPU has a kernel for quant (int8: AVX2; fp16: AVX-512, the packed fp32 kernel's). */
 int mv_quant_supported(mv_quant quant);
-/* 1 when this CPU runs the packed fp32 kernel (AVX-512), which every convolution then takes: none
- * calls cblas_sgemm. */
+/* 1 when this CPU runs the packed fp32 kernel (AVX-512). Then no product run inside a caller's own
+ * OpenMP team calls cblas_sgemm (fp32 ones take the packed kernel, int8 and fp16 never use cblas), so
+ * such teams may run products side by side. */
 int mv_packed_kernel_available(void);
 
 /* A Linear weight [n, k] re-laid out once for the packed kernels (src/tensor/packed_gemm.c,

@@ -267,8 +267,8 @@ int mv_resnet_state_new(const mv_resnet *model, int max_images, int height, int 
     mv_resnet_state *st = calloc(1, sizeof *st);
     if (!st)
         return mv_fail(err, MV_ENOMEM, "resnet: out of memory");
-    /* Images run side by side only where no convolution calls cblas_sgemm (whose thread pool two
-     * callers at once would oversubscribe): with the packed kernel, every one takes it. */
+    /* Images run side by side only where no convolution inside them calls cblas_sgemm (whose thread
+     * pool two callers at once would oversubscribe): with the packed kernel (mv_packed_kernel_available). */
     int workers = mv_packed_kernel_available() ? mv_get_threads() : 1;
     workers = workers < max_images ? workers : max_images;
     *st = (mv_resnet_state){.max_images = max_images, .height = height, .width = width,

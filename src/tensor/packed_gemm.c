@@ -513,8 +513,10 @@ static int run_packed(const gemm_call *c)
 static int run_call(const gemm_call *c)
 {
 #ifdef HAVE_AVX512_KERNEL
-    /* fp16 has no fp32 weight for cblas: it always takes the packed kernel. */
-    if (c->pw->half || (c->pw->packed && (c->conv || c->n_rows <= PACKED_MAX_ROWS ||
+    /* fp16 has no fp32 weight for cblas: it always takes the packed kernel. So does a product run
+     * inside a caller's own OpenMP team (ResNet's images side by side): cblas_sgemm called from
+     * several threads at once would oversubscribe OpenBLAS's one thread pool. */
+    if (c->pw->half || (c->pw->packed && (c->conv || c->n_rows <= PACKED_MAX_ROWS || omp_in_parallel() ||
                                           (size_t)c->pw->n * c->pw->k <= PACKED_MAX_WEIGHT_FLOATS)))
         return run_packed(c);
 #endif
