@@ -387,8 +387,8 @@ static int image_forward(const mv_resnet *model, mv_resnet_state *st, int worker
 
 /* Image by image up to layer3, whole rounds of images one per OpenMP thread with each image's
  * convolutions on its own thread: no barrier between convolutions, and each core's L2 holds its own
- * image's maps (one image on 2 threads ran at 1.8× one thread; ResNet-50 at batch 8 took 0.239 s
- * instead of 0.249 with each convolution split between the threads). A batch's maps there would not
+ * image's maps (one image on 2 threads ran at 1.8× one thread; ResNet-50 at batch 8 took 0.238 s
+ * instead of 0.248 with each convolution split between the threads). A batch's maps there would not
  * stay in cache between convolutions (8 × 56 × 56 × 256 floats = 25 MiB per map in layer1), and the
  * 1×1 convolutions have too few multiply-adds per output to hide the memory traffic (1 thread,
  * 56² × 64 → 256: 140 GFLOP/s for one image, 72 for eight). A remainder of fewer images than threads
