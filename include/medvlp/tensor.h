@@ -48,9 +48,12 @@ int mv_get_threads(void);
  * program once (the choice is only read at library load). It also defaults OMP_WAIT_POLICY to
  * passive (read at libgomp load too) so idle OpenMP threads do not spin against BLAS threads, and
  * OPENBLAS_THREAD_TIMEOUT to its minimum so idle BLAS threads do not spin against OpenMP threads.
- * Returns normally when nothing needed changing. */
+ * Returns normally when nothing needed changing. An OPENBLAS_CORETYPE already set is left alone:
+ * a container may pin one (some hosts set Haswell on AVX-512 CPUs), and mv_packed_weight_init then
+ * keeps every product on the packed kernel (see mv_blas_has_avx512_kernels). */
 void mv_blas_select_kernels(char **argv);
-const char *mv_blas_core_name(void);
+/* Whether OpenBLAS runs its AVX-512 sgemm kernels (the core it chose or was told to use). */
+int mv_blas_has_avx512_kernels(void);
 
 /* --- GELU ------------------------------------------------------------------------------------- */
 
@@ -89,6 +92,9 @@ typedef struct mv_packed_weight {
     uint16_t *half;                /* MV_QUANT_FP16: the same panels in IEEE half */
     struct mv_int8_weight *int8;   /* MV_QUANT_INT8: panels and scales (src/tensor/gemm_int8.h) */
     int n, k;
+    /* Products of many rows with a large weight go to cblas_sgemm on `weight`: set only where that
+     * beats the packed kernel, i.e. where OpenBLAS runs AVX-512 kernels too (packed_gemm.c). */
+    int large_to_cblas;
 } mv_packed_weight;
 
 /* Returns 0, or -1 when out of memory or quant is not supported here (mv_quant_supported). */

@@ -9,30 +9,32 @@
 
 char *openblas_get_corename(void);
 
-const char *mv_blas_core_name(void)
+/* OpenBLAS's cores whose sgemm kernels use AVX-512, then the AVX2 ones. */
+static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+static const char *const avx2_cores[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+
+static int core_in(const char *core, const char *const *cores)
 {
-    return openblas_get_corename();
+    for (; *cores; cores++)
+        if (!strcasecmp(core, *cores))
+            return 1;
+    return 0;
+}
+
+int mv_blas_has_avx512_kernels(void)
+{
+    return core_in(openblas_get_corename(), avx512_cores);
 }
 
 /* The core OpenBLAS should use on this CPU, or NULL when its own choice is already as good. */
 static const char *better_core(const char *current)
 {
-    static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
-    static const char *const avx2_cores[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"};
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-        for (size_t i = 0; i < sizeof avx512_cores / sizeof *avx512_cores; i++)
-            if (!strcasecmp(current, avx512_cores[i]))
-                return NULL;
-        return "SkylakeX";
-    }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        for (size_t i = 0; i < sizeof avx2_cores / sizeof *avx2_cores; i++)
-            if (!strcasecmp(current, avx2_cores[i]))
-                return NULL;
-        return "Haswell";
-    }
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return core_in(current, avx512_cores) ? NULL : "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return core_in(current, avx2_cores) ? NULL : "Haswell";
     return NULL;
 }
 

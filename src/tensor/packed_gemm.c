@@ -12,8 +12,8 @@
  * value per row (x is read in place, row-major; convolution rows are gathered into a buffer). K is
  * walked in blocks of KC, rows in chunks of at most MC, panels in groups (see packed_rows, run_packed).
  * Work items (row chunk × panel group) go to OpenMP threads (mv_get_threads()). CPUs without
- * AVX-512, and products of many rows with a large weight, use cblas_sgemm on the original weights,
- * which the packed weight keeps a pointer to. The fp16 format (MV_QUANT_FP16) stores the same panels
+ * AVX-512, and products of many rows with a large weight where OpenBLAS runs AVX-512 kernels too,
+ * use cblas_sgemm on the original weights, which the packed weight keeps a pointer to. The fp16 format (MV_QUANT_FP16) stores the same panels
  * in half precision and always takes the packed kernel: each block of KC × NR weights is widened into
  * an L1-sized buffer once and then read by every row tile of the work item. The int8 format (MV_QUANT_INT8) has its own panels,
  * kernels and threading (gemm_int8.c); its calls take the unpacked route here, where gemm_int8
@@ -49,7 +49,10 @@ enum { GATHER_LD = KC + 16 };
  * the panels from beyond L2 (1-thread CPU time, 1576 × 2304 × 768: 119 vs 149 GFLOP/s; 512 × 768 ×
  * 768: 147 vs 146): such products of a matrix go to cblas_sgemm. Smaller weights stay packed at any
  * row count (ResNet's 1×1 convolutions over a batch, 25088 × 256 × 64: 120 vs 100), and so do
- * convolutions, whose rows cblas would need materialised. */
+ * convolutions, whose rows cblas would need materialised. That holds against OpenBLAS's AVX-512
+ * kernels only: where it runs AVX2 ones on an AVX-512 CPU (OPENBLAS_CORETYPE=Haswell set by the host),
+ * every product stays packed (ViT-B/16 batch 8, 2 threads, AMD EPYC Zen 5: 5.0 images/s through
+ * Haswell cblas, 8.1-8.8 packed, 8.5-9.0 through SkylakeX cblas). */
 enum { PACKED_MAX_ROWS = 512, PACKED_MAX_WEIGHT_FLOATS = 1 << 19 };
 
 /* Without the packed kernel, convolution rows are gathered this many floats (8 MiB) at a time. */
@@ -136,6 +139,7 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
         return -1;
     if (!use_packed_kernel())
         return 0;
+    pw->large_to_cblas = quant == MV_QUANT_NONE && mv_blas_has_avx512_kernels();
     const int panels = (out_features + NR - 1) / NR;
     const size_t panel_floats = (size_t)NR * in_features, floats = (size_t)panels * panel_floats;
 #ifdef HAVE_AVX512_KERNEL
@@ -516,7 +520,8 @@ static int run_call(const gemm_call *c)
     /* fp16 has no fp32 weight for cblas: it always takes the packed kernel. So does a product run
      * inside a caller's own OpenMP team (ResNet's images side by side): cblas_sgemm called from
      * several threads at once would oversubscribe OpenBLAS's one thread pool. */
-    if (c->pw->half || (c->pw->packed && (c->conv || c->n_rows <= PACKED_MAX_ROWS || omp_in_parallel() ||
+    if (c->pw->half || (c->pw->packed && (!c->pw->large_to_cblas || c->conv || c->n_rows <= PACKED_MAX_ROWS ||
+                                          omp_in_parallel() ||
                                           (size_t)c->pw->n * c->pw->k <= PACKED_MAX_WEIGHT_FLOATS)))
         return run_packed(c);
 #endif
