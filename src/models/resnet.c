@@ -4,6 +4,7 @@
  * Every convolution is followed by an eval-mode BatchNorm, an affine map per channel, folded into it
  * at load by mv_conv2d_fold_bn (conv.h), which also repacks OIHW → O(HWI) for NHWC im2col columns. */
 #include "medvlp/resnet.h"
+#include "medvlp/pages.h"
 #include "medvlp/tensor.h"
 
 #include <omp.h>
@@ -158,7 +159,7 @@ int mv_resnet_load(mv_resnet **out, const mv_resnet_config *config, mv_weights *
     const folded_sizes sizes = count_folded(config);
     const int keep_weights = config->quant == MV_QUANT_NONE;
     const size_t kept = sizes.biases + (keep_weights ? sizes.weights : 0);
-    model->folded = malloc(kept * sizeof(float));
+    model->folded = mv_alloc_populated(kept * sizeof(float));
     float *scratch = keep_weights ? NULL : malloc(sizes.largest_weight * sizeof(float));
     if (!model->blocks || !model->folded || (!keep_weights && !scratch)) {
         mv_resnet_free(model);

@@ -7,6 +7,7 @@
  * slice of `attn`, so no [batch, heads, tokens, head_dim] tensor is ever materialised. */
 #include "medvlp/vit.h"
 #include "medvlp/conv.h"
+#include "medvlp/pages.h"
 #include "medvlp/tensor.h"
 #include "pack_linear.h"
 
@@ -159,7 +160,7 @@ int mv_vit_load(mv_vit **out, const mv_vit_config *config, mv_weights *weights, 
     m->n_tokens = m->n_patches + 1;
     m->layers = calloc((size_t)c->depth, sizeof *m->layers);
     if (c->variant == MV_VIT_CLIP)
-        m->owned = malloc((size_t)c->depth * 3 * c->width * (c->width + 1) * sizeof(float));
+        m->owned = mv_alloc_populated((size_t)c->depth * 3 * c->width * (c->width + 1) * sizeof(float));
     if (!m->layers || (c->variant == MV_VIT_CLIP && !m->owned)) {
         mv_vit_free(m);
         return mv_fail(err, MV_ENOMEM, "vit: out of memory");

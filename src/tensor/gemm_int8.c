@@ -14,6 +14,7 @@
  * rest of the kernels' CPU dispatch. */
 #include "tensor/gemm_int8.h"
 #include "packed_kernel.h"
+#include "medvlp/pages.h"
 #include "medvlp/tensor.h"
 
 #include <immintrin.h>
@@ -62,7 +63,7 @@ mv_int8_weight *mv_int8_weight_new(const float *weight, int n, int k, mv_int8_is
         return NULL;
     *w = (mv_int8_weight){.isa = isa, .n = n, .k = k, .k4 = k4};
     const float q_max = (float)weight_max(isa);
-    w->panels = aligned_alloc(64, (size_t)panels * NR * k4);
+    w->panels = mv_alloc_populated((size_t)panels * NR * k4);
     w->scales = calloc((size_t)panels * NR, sizeof *w->scales);
     w->col_sums = calloc((size_t)panels * NR, sizeof *w->col_sums);
     if (!w->panels || !w->scales || !w->col_sums) {

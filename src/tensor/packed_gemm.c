@@ -18,6 +18,7 @@
  * an L1-sized buffer once and then read by every row tile of the work item. The int8 format (MV_QUANT_INT8) has its own panels,
  * kernels and threading (gemm_int8.c); its calls take the unpacked route here, where gemm_int8
  * replaces cblas and gathers convolution rows itself. */
+#include "medvlp/pages.h"
 #include "medvlp/tensor.h"
 #include "packed_kernel.h"
 #include "tensor/gemm_int8.h"
@@ -146,7 +147,7 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
     if (quant == MV_QUANT_FP16) {
         /* One fp32 panel at a time: a whole-matrix fp32 copy, once freed, would stay in the heap. */
         float *panel = aligned_alloc(64, panel_floats * sizeof(float));
-        pw->half = aligned_alloc(64, floats * sizeof(uint16_t));
+        pw->half = mv_alloc_populated(floats * sizeof(uint16_t));
         pw->weight = NULL;
         if (!panel || !pw->half) {
             free(panel);
@@ -161,7 +162,7 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
         return 0;
     }
 #endif
-    pw->packed = aligned_alloc(64, floats * sizeof(float));
+    pw->packed = mv_alloc_populated(floats * sizeof(float));
     if (!pw->packed)
         return -1;
     for (int p = 0; p < panels; p++)
