@@ -12,4 +12,8 @@
 /* 64-byte-aligned memory of `bytes` (free it with free()) with its pages mapped, or NULL. */
 void *mv_alloc_populated(size_t bytes);
 
+/* madvise(advice) over the whole pages inside [data, data + bytes): a page the range only shares
+ * with its neighbours is left alone. Advice only: failure is ignored. */
+void mv_advise_whole_pages(const void *data, size_t bytes, int advice);
+
 #endif

@@ -1,6 +1,7 @@
 /* weights.c — owns the tensor-name → data map of an opened checkpoint (include/medvlp/weights.h):
  * the entries, the float32 conversions, the file mapping and any buffers readers hand over.
  * Format detection is by content so a renamed file still opens with the right reader. */
+#include "medvlp/pages.h"
 #include "medvlp/weights.h"
 #include "medvlp/file.h"
 #include "checkpoint/readers.h"
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 struct mv_weights {
     char *path;
@@ -81,10 +81,7 @@ void mv_weights_release_range(const mv_weights *w, const void *data, size_t byte
     const uintptr_t map = (uintptr_t)w->mapping.data, begin = (uintptr_t)data, end = begin + bytes;
     if (!map || begin < map || end > map + w->mapping.size) /* heap memory: DONTNEED would zero it */
         return;
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t first = (begin + page - 1) & ~(page - 1), last = end & ~(page - 1); /* whole pages only */
-    if (last > first)
-        (void)madvise((void *)first, last - first, MADV_DONTNEED);
+    mv_advise_whole_pages(data, bytes, MADV_DONTNEED);
 }
 
 int mv_weights_keep_buffer(mv_weights *w, void *buffer, mv_error *err)

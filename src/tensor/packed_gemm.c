@@ -13,7 +13,8 @@
  * walked in blocks of KC, rows in chunks of at most MC, panels in groups (see packed_rows, run_packed).
  * Work items (row chunk × panel group) go to OpenMP threads (mv_get_threads()). CPUs without
  * AVX-512, and products of many rows with a large weight where OpenBLAS runs AVX-512 kernels too,
- * use cblas_sgemm on the original weights, which the packed weight keeps a pointer to. The fp16 format (MV_QUANT_FP16) stores the same panels
+ * use cblas_sgemm on the original weights, which the packed weight keeps a pointer to. The fp16
+ * format (MV_QUANT_FP16) stores the same panels
  * in half precision and always takes the packed kernel: each block of KC × NR weights is widened into
  * an L1-sized buffer once and then read by every row tile of the work item. The int8 format (MV_QUANT_INT8) has its own panels,
  * kernels and threading (gemm_int8.c); its calls take the unpacked route here, where gemm_int8
