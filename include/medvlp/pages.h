@@ -1,9 +1,9 @@
-/* pages.h — memory whose pages are mapped before first use. A page fault is a trap into the kernel,
- * and in a virtual machine a costly one: on a Firecracker guest (AMD EPYC, Linux 6.18) writing a fresh
- * 9.4 MB buffer page by page took 26-36 ms (~11 µs a page), against 0.4 ms for mapping it in one
- * madvise(MADV_POPULATE_WRITE) call (Linux 5.14) and 1.4 ms for then writing it. ViT-B/16's weights,
- * packed into 344 MB of new buffers, loaded in 1.16-1.31 s page by page and 0.71-0.79 s populated.
- * On older kernels the call does nothing and the pages fault in as usual. */
+/* pages.h — memory whose pages are mapped before first use, and advice on whole pages. A page fault
+ * is a trap into the kernel, and in a virtual machine a costly one: on a Firecracker guest (AMD EPYC,
+ * Linux 6.18) perf put 47% of a ViT-B/16 load in page faults, nearly all from writing its 344 MB of
+ * freshly allocated packed weights. Mapping each buffer in one madvise(MADV_POPULATE_WRITE) call
+ * (Linux 5.14) took that load from 1.16-1.31 s to 0.71-0.79 s (BENCHMARKS.md, item 24). On older
+ * kernels the call does nothing and the pages fault in as usual. */
 #ifndef MEDVLP_PAGES_H
 #define MEDVLP_PAGES_H
 
