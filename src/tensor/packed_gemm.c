@@ -9,7 +9,8 @@
  * Layout: W [n, k] is cut into panels of NR = 32 output features; a panel stores, for every
  * k, its 32 weights contiguously (zero-padded past n). The micro-kernel keeps an MR × NR = 8 × 32
  * tile of y in 16 AVX-512 registers and, per k, loads two vectors of the panel and broadcasts one x
- * value per row (x is read in place, row-major; convolution rows are gathered into a buffer). K is
+ * value per row (x is read in place, row-major; so is a convolution's row where its taps lie inside
+ * the image, other convolution rows are gathered into a buffer). K is
  * walked in blocks of KC, rows in chunks of at most MC, panels in groups (see packed_rows, run_packed).
  * Work items (row chunk × panel group) go to OpenMP threads (mv_get_threads()). CPUs without
  * AVX-512, and products of many rows with a large weight where OpenBLAS runs AVX-512 kernels too,
@@ -196,7 +197,7 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 /* The tile of mv_kernel_8x32 for a row count known at compile time: a tile of fewer than MR rows costs
  * its own rows' multiply-adds, not MR rows' (ResNet-50 layer4 has 49 rows an image: 6 tiles and 1 row). */
 __attribute__((target("avx512f"), always_inline))
-static inline void kernel_rows(const float *a, size_t lda, const int rows, const float *panel, int kc,
+static inline void kernel_rows(const float *const *ar, const int rows, const float *panel, int kc,
                                const float *start, const float *bias, int cols, int relu, float *y, size_t ldy,
                                const float *prefetch, int prefetch_lines)
 {
@@ -205,9 +206,7 @@ static inline void kernel_rows(const float *a, size_t lda, const int rows, const
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(lo, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(hi, bias + 16) : _mm512_setzero_ps();
     __m512 acc[MR][2];
-    const float *ar[MR];
     for (int r = 0; r < rows; r++) {
-        ar[r] = a + (size_t)r * lda;
         acc[r][0] = bias0;
         acc[r][1] = bias1;
         if (start) {
@@ -256,11 +255,11 @@ static inline void kernel_rows(const float *a, size_t lda, const int rows, const
 
 /* See packed_kernel.h. */
 __attribute__((target("avx512f")))
-void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
-                    const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch,
-                    int prefetch_lines)
+void mv_kernel_8x32_rows(const float *const *a, int rows, const float *panel, int kc, const float *start,
+                         const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch,
+                         int prefetch_lines)
 {
-#define TILE(ROWS) kernel_rows(a, lda, ROWS, panel, kc, start, bias, cols, relu, y, ldy, prefetch, prefetch_lines)
+#define TILE(ROWS) kernel_rows(a, ROWS, panel, kc, start, bias, cols, relu, y, ldy, prefetch, prefetch_lines)
     switch (rows) {
     case 1: TILE(1); break;
     case 2: TILE(2); break;
@@ -272,6 +271,17 @@ void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, in
     default: TILE(MR); break;
     }
 #undef TILE
+}
+
+/* See packed_kernel.h. */
+void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
+                    const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch,
+                    int prefetch_lines)
+{
+    const float *ar[MR];
+    for (int r = 0; r < rows; r++)
+        ar[r] = a + (size_t)r * lda;
+    mv_kernel_8x32_rows(ar, rows, panel, kc, start, bias, cols, relu, y, ldy, prefetch, prefetch_lines);
 }
 #endif
 
@@ -300,8 +310,11 @@ static inline void zero_floats(float *dst, int count)
  * in NHWC the taps of a line are kernel·channels contiguous input floats, so each line is one copy
  * (with zeros where it crosses the padding) — for a 7×7 stem over 3 channels, 21 floats, not 7 × 3.
  * The pixel and the line advance by counting, not dividing: with integer divisions per row and line
- * the gather took a third of the stem's time (perf, one thread), as long as its multiply-adds. */
-static void gather_conv_rows(const mv_conv_rows *conv, int r0, int rows, int k0, int kc, float *buf, size_t ld)
+ * the gather took a third of the stem's time (perf, one thread), as long as its multiply-adds.
+ * With `in_place` (columns within one line), a row whose taps all lie inside the image is not copied:
+ * in_place[i] points at its columns in x itself, and at its copy in buf for the others. */
+static void gather_conv_rows(const mv_conv_rows *conv, int r0, int rows, int k0, int kc, float *buf, size_t ld,
+                             const float **in_place)
 {
     const int channels = conv->channels, line = conv->kernel * channels, pixels = conv->out_h * conv->out_w;
     const int kh_first = k0 / line, k1 = k0 + kc;
@@ -313,26 +326,35 @@ static void gather_conv_rows(const mv_conv_rows *conv, int r0, int rows, int k0,
         const int kw_lo = ix0 < 0 ? -ix0 : 0;
         const int kw_hi = conv->width - ix0 < conv->kernel ? conv->width - ix0 : conv->kernel;
         float *dst = buf + (size_t)i * ld; /* column col goes to dst[col - k0] */
-        for (int kh = kh_first, line_start = kh_first * line; line_start < k1; kh++, line_start += line) {
-            const int col = line_start > k0 ? line_start : k0;
-            const int line_end = line_start + line < k1 ? line_start + line : k1;
-            const int iy = oy * conv->stride - conv->pad + kh;
-            /* Columns [valid_lo, valid_hi) of this line lie inside the image. */
-            int valid_lo = line_start, valid_hi = line_start;
-            if (iy >= 0 && iy < conv->height && kw_hi > kw_lo) {
-                valid_lo += kw_lo * channels;
-                valid_hi += kw_hi * channels;
-            }
-            const int copy_lo = col > valid_lo ? col : valid_lo, copy_hi = line_end < valid_hi ? line_end : valid_hi;
-            if (copy_lo >= copy_hi) {
-                zero_floats(dst + (col - k0), line_end - col);
-            } else {
-                /* Input float of column copy_lo: pixel (iy, ix0 + kw) with kw·channels + channel = copy_lo − line_start. */
-                size_t from = (size_t)image * image_floats + ((size_t)iy * conv->width) * channels +
-                              (size_t)((ptrdiff_t)ix0 * channels + (copy_lo - line_start));
-                zero_floats(dst + (col - k0), copy_lo - col);
-                copy_floats(dst + (copy_lo - k0), conv->x + from, copy_hi - copy_lo);
-                zero_floats(dst + (copy_hi - k0), line_end - copy_hi);
+        const int iy0 = oy * conv->stride - conv->pad;
+        if (in_place && kw_lo == 0 && kw_hi == conv->kernel && iy0 >= 0 && iy0 + conv->kernel <= conv->height) {
+            /* Column k0 of this pixel: tap (kh_first, kw, channel) with kw·channels + channel = k0 − kh_first·line. */
+            in_place[i] = conv->x + (size_t)image * image_floats +
+                          ((size_t)(iy0 + kh_first) * conv->width + (size_t)ix0) * channels + (k0 - kh_first * line);
+        } else {
+            if (in_place)
+                in_place[i] = dst;
+            for (int kh = kh_first, line_start = kh_first * line; line_start < k1; kh++, line_start += line) {
+                const int col = line_start > k0 ? line_start : k0;
+                const int line_end = line_start + line < k1 ? line_start + line : k1;
+                const int iy = iy0 + kh;
+                /* Columns [valid_lo, valid_hi) of this line lie inside the image. */
+                int valid_lo = line_start, valid_hi = line_start;
+                if (iy >= 0 && iy < conv->height && kw_hi > kw_lo) {
+                    valid_lo += kw_lo * channels;
+                    valid_hi += kw_hi * channels;
+                }
+                const int copy_lo = col > valid_lo ? col : valid_lo, copy_hi = line_end < valid_hi ? line_end : valid_hi;
+                if (copy_lo >= copy_hi) {
+                    zero_floats(dst + (col - k0), line_end - col);
+                } else {
+                    /* Input float of column copy_lo: pixel (iy, ix0 + kw) with kw·channels + channel = copy_lo − line_start. */
+                    size_t from = (size_t)image * image_floats + ((size_t)iy * conv->width) * channels +
+                                  (size_t)((ptrdiff_t)ix0 * channels + (copy_lo - line_start));
+                    zero_floats(dst + (col - k0), copy_lo - col);
+                    copy_floats(dst + (copy_lo - k0), conv->x + from, copy_hi - copy_lo);
+                    zero_floats(dst + (copy_hi - k0), line_end - copy_hi);
+                }
             }
         }
         if (++ox == conv->out_w) {
@@ -400,26 +422,59 @@ static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
 }
 
 #ifdef HAVE_AVX512_KERNEL
-/* Rows [m0, m1) × panels [p0, p1) of the call. K is walked in blocks of KC, outermost, so the block
- * of x (or of gathered rows) stays in L2 while every panel passes over it and a panel's block stays in
- * L1 while the row tiles pass over it; the y tiles are revisited once per K block. */
+/* Convolutions whose lines of taps (kernel · channels floats) are at least this long read their
+ * rows in place where the taps lie inside the image (gather_conv_rows), in K blocks that never cross
+ * a line; shorter lines (the 7×7 stem's 21 floats) are gathered whole, in blocks of KC. Copying every
+ * row had cost 6% of ResNet-50 at batch 1 (perf) and more in the caches: its rows read in place,
+ * batch 1 ran 31.8 -> 28.6 ms (medians of 15 alternating runs). */
+enum { IN_PLACE_MIN_LINE = 64 };
+
+static int reads_in_place(const gemm_call *c)
+{
+    return c->conv && c->conv->kernel * c->conv->channels >= IN_PLACE_MIN_LINE;
+}
+
+/* The depth of the K block that starts at k0: KC, or for rows read in place an equal share of the
+ * line's ceil(line / KC) blocks (3×3 over 128 channels: two of 192), ending on the line's end. */
+static int block_depth(const gemm_call *c, int k0)
+{
+    const int left = c->pw->k - k0;
+    if (!reads_in_place(c))
+        return left < KC ? left : KC;
+    const int line = c->conv->kernel * c->conv->channels, line_left = line - k0 % line;
+    const int depth = ceil_div(line, ceil_div(line, KC));
+    return line_left < depth ? line_left : depth;
+}
+
+/* Rows [m0, m1) × panels [p0, p1) of the call. K is walked in blocks (block_depth), outermost, so
+ * the block of x (or of gathered rows) stays in L2 while every panel passes over it and a panel's
+ * block stays in L1 while the row tiles pass over it; the y tiles are revisited once per K block.
+ * Row i of a block is at rows[i]: in x, in place, or gathered. */
 static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, float *gather, float *widened)
 {
     const mv_packed_weight *pw = c->pw;
     const int n = pw->n, k = pw->k;
     const mv_gemm_epilogue *ep = &c->ep;
-    for (int k0 = 0; k0 < k; k0 += KC) {
-        int kc = k - k0 < KC ? k - k0 : KC, last = k0 + kc == k;
-        const float *a = c->x ? c->x + (size_t)m0 * k + k0 : gather;
-        size_t lda = c->x ? (size_t)k : GATHER_LD;
-        if (!c->x)
-            gather_conv_rows(c->conv, m0, m1 - m0, k0, kc, gather, GATHER_LD);
+    const float *rows[MC];
+    for (int k0 = 0, kc; k0 < k; k0 += kc) {
+        kc = block_depth(c, k0);
+        const int last = k0 + kc == k;
+        if (c->x)
+            for (int i = 0; i < m1 - m0; i++)
+                rows[i] = c->x + (size_t)(m0 + i) * k + k0;
+        else if (reads_in_place(c))
+            gather_conv_rows(c->conv, m0, m1 - m0, k0, kc, gather, GATHER_LD, rows);
+        else {
+            gather_conv_rows(c->conv, m0, m1 - m0, k0, kc, gather, GATHER_LD, NULL);
+            for (int i = 0; i < m1 - m0; i++)
+                rows[i] = gather + (size_t)i * GATHER_LD;
+        }
         for (int p = p0; p < p1; p++) {
             /* The block the row tiles prefetch: the next panel's, or the group's first of the next K
              * block. With few rows, streaming the weights from memory is the cost (BERT-base, 32 tokens). */
-            const int k_next = p + 1 < p1 ? k0 : k0 + KC;
+            const int k_next = p + 1 < p1 ? k0 : k0 + kc;
             const size_t next_at = (size_t)(p + 1 < p1 ? p + 1 : p0) * NR * k + (size_t)k_next * NR;
-            const int next_kc = k_next >= k ? 0 : k - k_next < KC ? k - k_next : KC;
+            const int next_kc = k_next >= k ? 0 : p + 1 < p1 ? kc : block_depth(c, k_next);
             const size_t panel_at = (size_t)p * NR * k + (size_t)k0 * NR;
             if (pw->half) /* widened once, then read by every row tile from L1 */
                 half_to_floats(pw->half + panel_at, (size_t)kc * NR, widened, next_kc ? pw->half + next_at : NULL);
@@ -431,18 +486,18 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
             const int next_lines = STEP_LINES * next_kc;
             const int lines_per_tile = pw->half ? 0 : ceil_div(next_lines, ceil_div(m1 - m0, MR));
             for (int r0 = m0; r0 < m1; r0 += MR) {
-                int rows = m1 - r0 < MR ? m1 - r0 : MR;
+                int tile_rows = m1 - r0 < MR ? m1 - r0 : MR;
                 int first_line = (r0 - m0) / MR * lines_per_tile;
                 int lines = first_line >= next_lines ? 0
                             : next_lines - first_line < lines_per_tile ? next_lines - first_line : lines_per_tile;
                 size_t at = (size_t)r0 * n + (size_t)p * NR;
                 const float *start = k0 ? c->y + at : ep->residual ? ep->residual + at : NULL;
-                mv_kernel_8x32(a + (size_t)(r0 - m0) * lda, lda, rows, panel, kc, start,
-                               k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
-                               last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n,
-                               lines ? pw->packed + next_at + (size_t)first_line * LINE_FLOATS : NULL, lines);
+                mv_kernel_8x32_rows(rows + (r0 - m0), tile_rows, panel, kc, start,
+                                    k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
+                                    last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n,
+                                    lines ? pw->packed + next_at + (size_t)first_line * LINE_FLOATS : NULL, lines);
                 if (last && ep->activation == MV_ACT_GELU)
-                    for (int r = 0; r < rows; r++)
+                    for (int r = 0; r < tile_rows; r++)
                         mv_gelu_erf_fast(c->y + at + (size_t)r * n, (size_t)cols);
             }
         }
@@ -454,7 +509,7 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
 static void gather_all_columns(const void *conv, int r0, int n_rows, float *buf, size_t ld)
 {
     const mv_conv_rows *rows = conv;
-    gather_conv_rows(rows, r0, n_rows, 0, rows->kernel * rows->kernel * rows->channels, buf, ld);
+    gather_conv_rows(rows, r0, n_rows, 0, rows->kernel * rows->kernel * rows->channels, buf, ld, NULL);
 }
 
 /* Without the packed kernel: the int8 product (which gathers convolution rows in its own threads), or
@@ -478,7 +533,7 @@ static int run_unpacked(const gemm_call *c)
         return -1;
     for (int m0 = 0; m0 < c->n_rows; m0 += chunk_rows) {
         int m1 = c->n_rows - m0 < chunk_rows ? c->n_rows : m0 + chunk_rows;
-        gather_conv_rows(c->conv, m0, m1 - m0, 0, k, gather, (size_t)k);
+        gather_conv_rows(c->conv, m0, m1 - m0, 0, k, gather, (size_t)k, NULL);
         unpacked_rows(c, gather, m0, m1);
     }
     free(gather);

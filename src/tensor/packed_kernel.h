@@ -29,6 +29,11 @@ static inline int ceil_div(int a, int b)
 void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
                     const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch,
                     int prefetch_lines);
+
+/* The same, row r of a at a[r] (rows anywhere: a convolution's rows read in place overlap). */
+void mv_kernel_8x32_rows(const float *const *a, int rows, const float *panel, int kc, const float *start,
+                         const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch,
+                         int prefetch_lines);
 #endif
 
 #endif
