@@ -425,8 +425,8 @@ static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
 /* Convolutions whose lines of taps (kernel · channels floats) are at least this long read their
  * rows in place where the taps lie inside the image (gather_conv_rows), in K blocks that never cross
  * a line; shorter lines (the 7×7 stem's 21 floats) are gathered whole, in blocks of KC. Copying every
- * row had cost 6% of ResNet-50 at batch 1 (perf) and more in the caches: its rows read in place,
- * batch 1 ran 31.8 -> 28.6 ms (medians of 15 alternating runs). */
+ * row had cost 6% of ResNet-50 at batch 1 (perf): with its rows read in place, batch 1 ran 27.3 ->
+ * 26.3 ms and batch 8 210 -> 207 ms (medians of 21 and 9 rounds alternating with the old engine). */
 enum { IN_PLACE_MIN_LINE = 64 };
 
 static int reads_in_place(const gemm_call *c)
@@ -546,13 +546,14 @@ static int run_unpacked(const gemm_call *c)
  * The items are ordered rows first and each thread takes one contiguous share of them, so thread t
  * computes the same rows of every product: a network's next product reads the rows its thread has
  * just written, from that core's own caches. A core reading lines another has just written takes
- * 1.2-3.2x as long, depending on where the host puts the two vCPUs (bench/kernels/handoff, 800 KiB);
- * ResNet-50 at batch 1 ran 7% faster than with items handed out one at a time (which let a thread
- * slowed by another process leave its share to the others), and BERT-base and ViT-B/16 no slower.
+ * 1.2-3.2x as long, depending on where the host puts the two vCPUs (bench/kernels/handoff, 800 KiB).
  * For the same reason a product of fewer than MC rows splits its rows between the threads where
- * each gets at least HALF_CHUNK_MIN (ResNet-50's 14×14 layer3 maps, 196 rows: batch 1 another 5%),
- * and its panels below that. Each thread gathers convolution rows into its own block. Returns -1 when
- * out of memory. */
+ * each gets at least HALF_CHUNK_MIN (ResNet-50's 14×14 layer3 maps, 196 rows), and its panels below
+ * that. Against items handed out one at a time (which let a thread slowed by another process leave
+ * its share to the others), medians of 9-25 rounds alternating with the old engine: ResNet-50 batch 1
+ * 29.5 -> 26.9 ms and 36.5 -> 34.3 ms (the static shares alone: 36.5 -> 36.7), BERT-base 32 texts
+ * 584 -> 567 ms, one text 21.6 -> 20.4 ms, ViT-B/16 batch 1 121 -> 118 ms. Each thread gathers
+ * convolution rows into its own block. Returns -1 when out of memory. */
 static int run_packed(const gemm_call *c)
 {
     const int threads = mv_get_threads(), panels = ceil_div(c->pw->n, NR);
