@@ -195,11 +195,13 @@ void mv_packed_weight_free(mv_packed_weight *pw)
 
 #ifdef HAVE_AVX512_KERNEL
 /* The tile of mv_kernel_8x32 for a row count known at compile time: a tile of fewer than MR rows costs
- * its own rows' multiply-adds, not MR rows' (ResNet-50 layer4 has 49 rows an image: 6 tiles and 1 row). */
+ * its own rows' multiply-adds, not MR rows' (ResNet-50 layer4 has 49 rows an image: 6 tiles and 1 row).
+ * The K steps come in `segments` runs of kc: run s reads row r from ar[r] + s·seg_stride and the panel
+ * from its step s·kc (one run for a matrix; a convolution's lines of taps for kernel_segments). */
 __attribute__((target("avx512f"), always_inline))
-static inline void kernel_rows(const float *const *ar, const int rows, const float *panel, int kc,
-                               const float *start, const float *bias, int cols, int relu, float *y, size_t ldy,
-                               const float *prefetch, int prefetch_lines)
+static inline void kernel_rows(const float *const *ar, const int rows, const int segments, size_t seg_stride,
+                               const float *panel, int kc, const float *start, const float *bias, int cols, int relu,
+                               float *y, size_t ldy, const float *prefetch, int prefetch_lines)
 {
     __mmask16 lo = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
     __mmask16 hi = (__mmask16)(cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (1u << (cols - 16)) - 1);
@@ -216,32 +218,38 @@ static inline void kernel_rows(const float *const *ar, const int rows, const flo
     }
 #define FMA_STEP(kk)                                                                                        \
     do {                                                                                                    \
-        __m512 b0 = _mm512_load_ps(panel + (size_t)(kk) * NR), b1 = _mm512_load_ps(panel + (size_t)(kk) * NR + 16); \
+        __m512 b0 = _mm512_load_ps(run_panel + (size_t)(kk) * NR);                                          \
+        __m512 b1 = _mm512_load_ps(run_panel + (size_t)(kk) * NR + 16);                                     \
         for (int r = 0; r < rows; r++) {                                                                    \
-            __m512 x = _mm512_set1_ps(ar[r][kk]);                                                           \
+            __m512 x = _mm512_set1_ps(ar[r][run_at + (kk)]);                                                \
             acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);                                                  \
             acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);                                                  \
         }                                                                                                   \
     } while (0)
-    int kk = 0;
-    /* The prefetch lines spread evenly over the tile's k steps, so that they are in flight a few at a
-     * time: two a step while more lines than steps remain (a single tile bringing a whole block), then
-     * one every `every` steps. */
-    const int doubled = prefetch_lines > kc ? prefetch_lines - kc : 0;
-    for (; kk < doubled && kk < kc; kk++) {
-        _mm_prefetch((const char *)(prefetch + (size_t)kk * NR), _MM_HINT_T1);
-        _mm_prefetch((const char *)(prefetch + (size_t)kk * NR + LINE_FLOATS), _MM_HINT_T1);
-        FMA_STEP(kk);
-    }
-    const int single = prefetch_lines - STEP_LINES * doubled;
-    const int every = single > 0 && kc - kk > single ? (kc - kk) / single : 1;
-    for (int line = 0; line < single && kk < kc; line++) {
-        _mm_prefetch((const char *)(prefetch + (size_t)(STEP_LINES * doubled + line) * LINE_FLOATS), _MM_HINT_T1);
-        for (int end = kk + every < kc ? kk + every : kc; kk < end; kk++)
+    for (int run = 0; run < segments; run++) {
+        const size_t run_at = (size_t)run * seg_stride;
+        const float *run_panel = panel + (size_t)run * kc * NR;
+        int kk = 0;
+        /* The prefetch lines spread evenly over the run's k steps, so that they are in flight a few at
+         * a time: two a step while more lines than steps remain (a single tile bringing a whole block),
+         * then one every `every` steps. Only single runs prefetch (callers pass none with segments). */
+        const int doubled = prefetch_lines > kc ? prefetch_lines - kc : 0;
+        for (; kk < doubled && kk < kc; kk++) {
+            _mm_prefetch((const char *)(prefetch + (size_t)kk * NR), _MM_HINT_T1);
+            _mm_prefetch((const char *)(prefetch + (size_t)kk * NR + LINE_FLOATS), _MM_HINT_T1);
+            FMA_STEP(kk);
+        }
+        const int single = prefetch_lines - STEP_LINES * doubled;
+        const int every = single > 0 && kc - kk > single ? (kc - kk) / single : 1;
+        for (int line = 0; line < single && kk < kc; line++) {
+            _mm_prefetch((const char *)(prefetch + (size_t)(STEP_LINES * doubled + line) * LINE_FLOATS),
+                         _MM_HINT_T1);
+            for (int end = kk + every < kc ? kk + every : kc; kk < end; kk++)
+                FMA_STEP(kk);
+        }
+        for (; kk < kc; kk++)
             FMA_STEP(kk);
     }
-    for (; kk < kc; kk++)
-        FMA_STEP(kk);
 #undef FMA_STEP
     for (int r = 0; r < rows; r++) {
         if (relu) {
@@ -253,25 +261,43 @@ static inline void kernel_rows(const float *const *ar, const int rows, const flo
     }
 }
 
+/* TILE(ROWS) for rows = 1..MR, each a kernel_rows instance of its own. */
+#define FOR_ROWS(rows)                                                                                      \
+    switch (rows) {                                                                                         \
+    case 1: TILE(1); break;                                                                                 \
+    case 2: TILE(2); break;                                                                                 \
+    case 3: TILE(3); break;                                                                                 \
+    case 4: TILE(4); break;                                                                                 \
+    case 5: TILE(5); break;                                                                                 \
+    case 6: TILE(6); break;                                                                                 \
+    case 7: TILE(7); break;                                                                                 \
+    default: TILE(MR); break;                                                                               \
+    }
+
 /* See packed_kernel.h. */
 __attribute__((target("avx512f")))
 void mv_kernel_8x32_rows(const float *const *a, int rows, const float *panel, int kc, const float *start,
                          const float *bias, int cols, int relu, float *y, size_t ldy, const float *prefetch,
                          int prefetch_lines)
 {
-#define TILE(ROWS) kernel_rows(a, ROWS, panel, kc, start, bias, cols, relu, y, ldy, prefetch, prefetch_lines)
-    switch (rows) {
-    case 1: TILE(1); break;
-    case 2: TILE(2); break;
-    case 3: TILE(3); break;
-    case 4: TILE(4); break;
-    case 5: TILE(5); break;
-    case 6: TILE(6); break;
-    case 7: TILE(7); break;
-    default: TILE(MR); break;
-    }
+#define TILE(ROWS) kernel_rows(a, ROWS, 1, 0, panel, kc, start, bias, cols, relu, y, ldy, prefetch, prefetch_lines)
+    FOR_ROWS(rows)
 #undef TILE
 }
+
+/* A convolution's tile whose rows are read in place over `segments` lines of taps, seg_len floats each,
+ * seg_stride apart (a row of the padded input): the whole K in one pass, where a K block per line
+ * would store and reload the tile between lines (reads_lines). */
+__attribute__((target("avx512f")))
+static void kernel_segments(const float *const *a, int rows, int segments, size_t seg_stride, const float *panel,
+                            int seg_len, const float *start, const float *bias, int cols, int relu, float *y,
+                            size_t ldy)
+{
+#define TILE(ROWS) kernel_rows(a, ROWS, segments, seg_stride, panel, seg_len, start, bias, cols, relu, y, ldy, NULL, 0)
+    FOR_ROWS(rows)
+#undef TILE
+}
+#undef FOR_ROWS
 
 /* See packed_kernel.h. */
 void mv_kernel_8x32(const float *a, size_t lda, int rows, const float *panel, int kc, const float *start,
@@ -325,13 +351,13 @@ static void gather_conv_rows(const mv_conv_rows *conv, int r0, int rows, int k0,
         /* Taps [kw_lo, kw_hi) of a line lie inside the image's width. */
         const int kw_lo = ix0 < 0 ? -ix0 : 0;
         const int kw_hi = conv->width - ix0 < conv->kernel ? conv->width - ix0 : conv->kernel;
-        float *dst = buf + (size_t)i * ld; /* column col goes to dst[col - k0] */
         const int iy0 = oy * conv->stride - conv->pad;
         if (in_place && kw_lo == 0 && kw_hi == conv->kernel && iy0 >= 0 && iy0 + conv->kernel <= conv->height) {
             /* Column k0 of this pixel: tap (kh_first, kw, channel) with kw·channels + channel = k0 − kh_first·line. */
             in_place[i] = conv->x + (size_t)image * image_floats +
                           ((size_t)(iy0 + kh_first) * conv->width + (size_t)ix0) * channels + (k0 - kh_first * line);
         } else {
+            float *dst = buf + (size_t)i * ld; /* column col goes to dst[col - k0] */
             if (in_place)
                 in_place[i] = dst;
             for (int kh = kh_first, line_start = kh_first * line; line_start < k1; kh++, line_start += line) {
@@ -434,6 +460,18 @@ static int reads_in_place(const gemm_call *c)
     return c->conv && c->conv->kernel * c->conv->channels >= IN_PLACE_MIN_LINE;
 }
 
+/* A convolution of shorter lines whose whole K fits one block (the stem: 7 lines of 21 floats, K
+ * 147) reads every row in place from a copy of its input with the padding written out (run_packed),
+ * all its lines in one kernel pass (kernel_segments). Gathering its rows had taken about as long as
+ * their multiply-adds: ResNet-50's stem alone (build-bench/bench/resnet_convs with ONLY=stem, three
+ * pairs alternating with the gathering build) 1.30-1.41 -> 0.74-0.77 ms, a forward at batch 1 30.4
+ * -> 29.8 ms (21 rounds against ONNX Runtime's 26.2); a K block per line, storing and reloading the
+ * tile between lines, had saved only a third of it. Short lines over a longer K are gathered. */
+static int reads_lines(const gemm_call *c)
+{
+    return c->conv && !reads_in_place(c) && c->pw->k <= KC;
+}
+
 /* The depth of the K block that starts at k0: KC, or for rows read in place an equal share of the
  * line's ceil(line / KC) blocks (3×3 over 128 channels: two of 192), ending on the line's end. */
 static int block_depth(const gemm_call *c, int k0)
@@ -462,7 +500,7 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
         if (c->x)
             for (int i = 0; i < m1 - m0; i++)
                 rows[i] = c->x + (size_t)(m0 + i) * k + k0;
-        else if (reads_in_place(c))
+        else if (reads_in_place(c) || reads_lines(c)) /* reads_lines: every row inside, none copied */
             gather_conv_rows(c->conv, m0, m1 - m0, k0, kc, gather, GATHER_LD, rows);
         else {
             gather_conv_rows(c->conv, m0, m1 - m0, k0, kc, gather, GATHER_LD, NULL);
@@ -492,10 +530,16 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
                             : next_lines - first_line < lines_per_tile ? next_lines - first_line : lines_per_tile;
                 size_t at = (size_t)r0 * n + (size_t)p * NR;
                 const float *start = k0 ? c->y + at : ep->residual ? ep->residual + at : NULL;
-                mv_kernel_8x32_rows(rows + (r0 - m0), tile_rows, panel, kc, start,
-                                    k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL, cols,
-                                    last && ep->activation == MV_ACT_RELU, c->y + at, (size_t)n,
-                                    lines ? pw->packed + next_at + (size_t)first_line * LINE_FLOATS : NULL, lines);
+                const float *bias = k0 == 0 && ep->bias ? ep->bias + (size_t)p * NR : NULL;
+                const int relu = last && ep->activation == MV_ACT_RELU;
+                if (reads_lines(c))
+                    kernel_segments(rows + (r0 - m0), tile_rows, c->conv->kernel,
+                                    (size_t)c->conv->width * c->conv->channels, panel,
+                                    c->conv->kernel * c->conv->channels, start, bias, cols, relu, c->y + at, (size_t)n);
+                else
+                    mv_kernel_8x32_rows(rows + (r0 - m0), tile_rows, panel, kc, start, bias, cols, relu, c->y + at,
+                                        (size_t)n, lines ? pw->packed + next_at + (size_t)first_line * LINE_FLOATS : NULL,
+                                        lines);
                 if (last && ep->activation == MV_ACT_GELU)
                     for (int r = 0; r < tile_rows; r++)
                         mv_gelu_erf_fast(c->y + at + (size_t)r * n, (size_t)cols);
@@ -541,6 +585,24 @@ static int run_unpacked(const gemm_call *c)
 }
 
 #ifdef HAVE_AVX512_KERNEL
+/* Line `line` (image · padded height + y) of conv's input with its padding written out as zeros:
+ * (height + 2·pad) × (width + 2·pad) pixels an image, into padded. */
+static void pad_line(const mv_conv_rows *conv, int line, float *padded)
+{
+    const int pad = conv->pad, padded_h = conv->height + 2 * pad, padded_w = conv->width + 2 * pad;
+    const int image = line / padded_h, iy = line % padded_h - pad;
+    const size_t channels = (size_t)conv->channels;
+    float *out = padded + (size_t)line * padded_w * channels;
+    if (iy < 0 || iy >= conv->height) {
+        memset(out, 0, (size_t)padded_w * channels * sizeof(float));
+        return;
+    }
+    memset(out, 0, (size_t)pad * channels * sizeof(float));
+    memcpy(out + pad * channels, conv->x + ((size_t)image * conv->height + (size_t)iy) * conv->width * channels,
+           (size_t)conv->width * channels * sizeof(float));
+    memset(out + (size_t)(pad + conv->width) * channels, 0, (size_t)pad * channels * sizeof(float));
+}
+
 /* The packed kernel over the whole call, split into work items of at most MC rows × GROUP_PANELS
  * panels: as many as keep every thread busy (a multiple of the thread count where there are few).
  * The items are ordered rows first and each thread takes one contiguous share of them, so thread t
@@ -569,19 +631,46 @@ static int run_packed(const gemm_call *c)
     p_groups = ceil_div(panels, group);
     const int items = m_chunks * p_groups, team = items < threads ? items : threads;
     /* Per thread: a block of gathered convolution rows, then a widened fp16 panel block. */
-    const size_t gather_floats = c->x ? 0 : (size_t)chunk_rows * GATHER_LD;
+    const size_t gather_floats = c->x || reads_lines(c) ? 0 : (size_t)chunk_rows * GATHER_LD;
     const size_t scratch_floats = gather_floats + (c->pw->half ? (size_t)KC * NR : 0);
     float *scratch = scratch_floats ? aligned_alloc(64, (size_t)team * scratch_floats * sizeof(float)) : NULL;
-    if (scratch_floats && !scratch)
+    /* reads_lines: the input with its padding written out, and the call made over it with pad 0. */
+    mv_conv_rows padded_conv;
+    gemm_call padded_call = *c;
+    float *padded = NULL;
+    if (reads_lines(c) && c->conv->pad > 0) {
+        padded_conv = *c->conv;
+        padded_conv.height += 2 * c->conv->pad;
+        padded_conv.width += 2 * c->conv->pad;
+        padded_conv.pad = 0;
+        padded = aligned_alloc(64, (size_t)padded_conv.n_images * padded_conv.height * padded_conv.width *
+                                       padded_conv.channels * sizeof(float));
+        padded_conv.x = padded;
+        padded_call.conv = &padded_conv;
+    }
+    if ((scratch_floats && !scratch) || (padded_call.conv != c->conv && !padded)) {
+        free(scratch);
+        free(padded);
         return -1;
-#pragma omp parallel for schedule(static) num_threads(team)
-    for (int item = 0; item < items; item++) {
-        int m0 = item / p_groups * chunk_rows, m1 = m0 + chunk_rows < c->n_rows ? m0 + chunk_rows : c->n_rows;
-        int p0 = item % p_groups * group, p1 = p0 + group < panels ? p0 + group : panels;
-        float *mine = scratch ? scratch + (size_t)omp_get_thread_num() * scratch_floats : NULL;
-        packed_rows(c, m0, m1, p0, p1, gather_floats ? mine : NULL, c->pw->half ? mine + gather_floats : NULL);
+    }
+#pragma omp parallel num_threads(team)
+    {
+        if (padded) {
+#pragma omp for schedule(static)
+            for (int line = 0; line < padded_conv.n_images * padded_conv.height; line++)
+                pad_line(c->conv, line, padded);
+        }
+#pragma omp for schedule(static)
+        for (int item = 0; item < items; item++) {
+            int m0 = item / p_groups * chunk_rows, m1 = m0 + chunk_rows < c->n_rows ? m0 + chunk_rows : c->n_rows;
+            int p0 = item % p_groups * group, p1 = p0 + group < panels ? p0 + group : panels;
+            float *mine = scratch ? scratch + (size_t)omp_get_thread_num() * scratch_floats : NULL;
+            packed_rows(&padded_call, m0, m1, p0, p1, gather_floats ? mine : NULL,
+                        c->pw->half ? mine + gather_floats : NULL);
+        }
     }
     free(scratch);
+    free(padded);
     return 0;
 }
 #endif

@@ -159,16 +159,18 @@ static void check_gemm(int m, int n, int k, int packed, int residual_mode, mv_ac
 int main(void)
 {
     static const conv_case cases[] = {
-        {1, 9, 9, 3, 7, 2, 3, 5},          /* a stem: 7×7/2 over 3 channels, padding on all sides */
+        {1, 9, 9, 3, 7, 2, 3, 5},          /* a stem: 7×7/2 over 3 channels, padding on all sides, read
+                                              in place from a padded copy, 7 lines of 21 floats a row */
         {2, 20, 18, 3, 7, 2, 3, 33},       /* rows run across images; 33 outputs: two panels, one partial */
         {3, 8, 8, 64, 3, 1, 1, 40},        /* 3×3 taps of 64 channels: a K block a line, inner pixels read in place */
         {2, 7, 9, 100, 3, 2, 1, 17},       /* lines of 300 in two blocks of 150, cutting a tap mid-channel */
         {1, 6, 6, 300, 3, 1, 1, 8},        /* one tap wider than a K block */
-        {4, 10, 10, 16, 1, 2, 0, 64},      /* a strided 1×1 (ResNet's downsample), gathered (16 channels) */
+        {4, 10, 10, 16, 1, 2, 0, 64},      /* a strided 1×1 (ResNet's downsample), one short line a row */
         {2, 9, 9, 96, 1, 2, 0, 40},        /* ... read in place (96 channels) */
         {2, 23, 23, 8, 3, 1, 1, 9},        /* 1058 rows: several row chunks shared among threads */
         {2, 30, 26, 64, 3, 1, 1, 33},      /* 1560 rows in chunks; tiles mixing inner and border pixels */
         {1, 5, 4, 5, 5, 1, 2, 31},         /* kernel larger than the image on one side */
+        {1, 8, 8, 12, 5, 1, 2, 20},        /* short lines (60 floats) over a K of 300: gathered */
     };
     unsigned seed = 5;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
