@@ -608,7 +608,7 @@ static void pad_line(const mv_conv_rows *conv, int line, float *padded)
  * The items are ordered rows first and each thread takes one contiguous share of them, so thread t
  * computes the same rows of every product: a network's next product reads the rows its thread has
  * just written, from that core's own caches. A core reading lines another has just written takes
- * 1.2-3.2x as long, depending on where the host puts the two vCPUs (bench/kernels/handoff, 800 KiB).
+ * 1.2-3.7x as long, depending on where the host puts the two vCPUs (bench/kernels/handoff, 800 KiB).
  * For the same reason a product of fewer than MC rows splits its rows between the threads where
  * each gets at least HALF_CHUNK_MIN (ResNet-50's 14×14 layer3 maps, 196 rows), and its panels below
  * that. Against items handed out one at a time (which let a thread slowed by another process leave
