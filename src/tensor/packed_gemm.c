@@ -643,8 +643,8 @@ static int run_packed(const gemm_call *c)
         padded_conv.height += 2 * c->conv->pad;
         padded_conv.width += 2 * c->conv->pad;
         padded_conv.pad = 0;
-        padded = aligned_alloc(64, (size_t)padded_conv.n_images * padded_conv.height * padded_conv.width *
-                                       padded_conv.channels * sizeof(float));
+        padded = aligned_alloc(64, round_up((size_t)padded_conv.n_images * padded_conv.height * padded_conv.width *
+                                                padded_conv.channels * sizeof(float), 64));
         padded_conv.x = padded;
         padded_call.conv = &padded_conv;
     }
