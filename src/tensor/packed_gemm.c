@@ -455,9 +455,9 @@ static void unpacked_rows(const gemm_call *c, const float *a, int m0, int m1)
 #ifdef HAVE_AVX512_KERNEL
 /* Convolutions whose lines of taps (kernel · channels floats) are at least this long read their
  * rows in place where the taps lie inside the image (gather_conv_rows), in K blocks that never cross
- * a line; shorter lines (the 7×7 stem's 21 floats) are gathered whole, in blocks of KC. Copying every
- * row had cost 6% of ResNet-50 at batch 1 (perf): with its rows read in place, batch 1 ran 27.3 ->
- * 26.3 ms and batch 8 210 -> 207 ms (medians of 21 and 9 rounds alternating with the old engine). */
+ * a line; for shorter lines (the 7×7 stem's 21 floats) see reads_lines. Copying every row had cost 6%
+ * of ResNet-50 at batch 1 (perf): with its rows read in place, batch 1 ran 27.3 -> 26.3 ms and batch 8
+ * 210 -> 207 ms (medians of 21 and 9 rounds alternating with the old engine). */
 enum { IN_PLACE_MIN_LINE = 64 };
 
 static int reads_in_place(const gemm_call *c)
