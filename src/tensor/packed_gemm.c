@@ -148,10 +148,10 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
     pw->large_to_cblas = quant == MV_QUANT_NONE && mv_blas_has_avx512_kernels();
     const int panels = (out_features + NR - 1) / NR;
     const size_t panel_floats = (size_t)NR * in_features, floats = (size_t)panels * panel_floats;
-#ifdef HAVE_AVX512_KERNEL
     /* Both threads pack: the first read of each checkpoint page is slow (ViT-B/16's load, one thread:
      * 0.71-0.79 s, most of it here), and two threads take their faults side by side. */
     const int threads = mv_get_threads();
+#ifdef HAVE_AVX512_KERNEL
     if (quant == MV_QUANT_FP16) {
         /* One fp32 panel per thread at a time: a whole-matrix fp32 copy, once freed, would stay in the
          * heap. (On one thread, fp16 ViT-B/16 loaded in 0.47-0.64 s, BERT-base 0.44-0.58; on two,
