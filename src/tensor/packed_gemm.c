@@ -608,6 +608,15 @@ static void pad_line(const mv_conv_rows *conv, int line, float *padded)
     memset(out + (size_t)(pad + conv->width) * channels, 0, (size_t)pad * channels * sizeof(float));
 }
 
+/* The first row of chunk `chunk` of n_rows split into n_chunks as evenly as the rows allow. Chunks
+ * are not rounded to whole row tiles: a share's last tile of fewer rows costs about its rows (the
+ * kernel has a variant per row count), while rounding made one thread's share a whole tile longer than
+ * the other's (ResNet-50's 14x14 maps and ViT-B/16's 197 tokens: 104 rows against 92). */
+static int chunk_start(int n_rows, int n_chunks, int chunk)
+{
+    return (int)((long long)n_rows * chunk / n_chunks);
+}
+
 /* The packed kernel over the whole call, split into work items of at most MC rows × GROUP_PANELS
  * panels: as many as keep every thread busy (a multiple of the thread count where there are few).
  * The items are ordered rows first and each thread takes one contiguous share of them, so thread t
@@ -627,8 +636,7 @@ static int run_packed(const gemm_call *c)
     int m_chunks = ceil_div(c->n_rows, MC);
     if (m_chunks > 1 || c->n_rows >= threads * HALF_CHUNK_MIN)
         m_chunks = ceil_div(m_chunks, threads) * threads;
-    const int chunk_rows = ceil_div(ceil_div(c->n_rows, m_chunks), MR) * MR;
-    m_chunks = ceil_div(c->n_rows, chunk_rows);
+    const int chunk_rows = ceil_div(c->n_rows, m_chunks);
     int p_groups = ceil_div(panels, GROUP_PANELS);
     if (m_chunks == 1)
         p_groups = ceil_div(p_groups, threads) * threads;
@@ -667,7 +675,8 @@ static int run_packed(const gemm_call *c)
         }
 #pragma omp for schedule(static)
         for (int item = 0; item < items; item++) {
-            int m0 = item / p_groups * chunk_rows, m1 = m0 + chunk_rows < c->n_rows ? m0 + chunk_rows : c->n_rows;
+            int chunk = item / p_groups;
+            int m0 = chunk_start(c->n_rows, m_chunks, chunk), m1 = chunk_start(c->n_rows, m_chunks, chunk + 1);
             int p0 = item % p_groups * group, p1 = p0 + group < panels ? p0 + group : panels;
             float *mine = scratch ? scratch + (size_t)omp_get_thread_num() * scratch_floats : NULL;
             packed_rows(&padded_call, m0, m1, p0, p1, gather_floats ? mine : NULL,
