@@ -61,7 +61,7 @@ mv_int8_weight *mv_int8_weight_new(const float *weight, int n, int k, mv_int8_is
     mv_int8_weight *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    *w = (mv_int8_weight){.isa = isa, .n = n, .k = k, .k4 = k4};
+    *w = (mv_int8_weight){.isa = isa, .n = n, .k = k, .k4 = k4, .act_terms = 1};
     const float q_max = (float)weight_max(isa);
     w->panels = mv_alloc_populated((size_t)panels * NR * k4);
     w->scales = calloc((size_t)panels * NR, sizeof *w->scales);
@@ -160,10 +160,49 @@ static void quantize_row(const float *x, int k, int k4, uint8_t *a, float *x_sca
         a[kk] = 0;
 }
 
-void mv_int8_quantize_rows(const float *x, int rows, int k, int k4, uint8_t *a, float *x_scale, int32_t *x_zero)
+/* The second byte of a 16-bit activation: what the first row (hi: scale, zero) leaves of x, in steps
+ * of scale/128 around LOW_ZERO. The remainder is within half a step of hi, or one and a half where hi
+ * clamped at 255, so [-128, 127] low steps cover it. */
+enum { LOW_STEPS = 128, LOW_ZERO = 128 };
+
+__attribute__((target("avx2")))
+static void quantize_remainder(const float *x, int k, int k4, const uint8_t *hi, float scale, int32_t zero,
+                               uint8_t *a, float *x_scale, int32_t *x_zero)
 {
-    for (int r = 0; r < rows; r++)
-        quantize_row(x + (size_t)r * k, k, k4, a + (size_t)r * k4, x_scale + r, x_zero + r);
+    const float inv = scale > 0.0f ? (float)LOW_STEPS / scale : 0.0f;
+    const __m256 vscale = _mm256_set1_ps(scale), vinv = _mm256_set1_ps(inv);
+    const __m256i vzero = _mm256_set1_epi32(zero), vlow = _mm256_set1_epi32(LOW_ZERO);
+    const __m256i vmin = _mm256_setzero_si256(), vmax = _mm256_set1_epi32(255);
+    int kk = 0;
+    for (; kk + 8 <= k; kk += 8) {
+        __m256i q_hi = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(hi + kk))), vzero);
+        __m256 left = _mm256_sub_ps(_mm256_loadu_ps(x + kk), _mm256_mul_ps(vscale, _mm256_cvtepi32_ps(q_hi)));
+        __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(left, vinv)), vlow);
+        q = _mm256_min_epi32(_mm256_max_epi32(q, vmin), vmax);
+        /* 8 int32 in [0, 255] to 8 bytes: pack to 16 bits, then to 8, within and across the lanes. */
+        __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(a + kk), _mm_packus_epi16(words, words));
+    }
+    for (; kk < k; kk++) {
+        float q = rintf((x[kk] - scale * (float)(hi[kk] - zero)) * inv) + (float)LOW_ZERO;
+        a[kk] = (uint8_t)(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
+    }
+    memset(a + k, 0, (size_t)(k4 - k));
+    *x_scale = scale / (float)LOW_STEPS;
+    *x_zero = LOW_ZERO;
+}
+
+void mv_int8_quantize_rows(const float *x, int rows, int k, int k4, int terms, uint8_t *a, float *x_scale,
+                           int32_t *x_zero)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *row = x + (size_t)r * k;
+        const size_t at = (size_t)r * terms;
+        quantize_row(row, k, k4, a + at * k4, x_scale + at, x_zero + at);
+        if (terms == 2)
+            quantize_remainder(row, k, k4, a + at * k4, x_scale[at], x_zero[at], a + (at + 1) * k4, x_scale + at + 1,
+                               x_zero + at + 1);
+    }
 }
 
 static inline int32_t load_group(const uint8_t *p)
@@ -247,11 +286,12 @@ void mv_int8_kernel(mv_int8_isa isa, const uint8_t *a, size_t ldx, int rows, con
     (isa == MV_INT8_AVX512_VNNI ? kernel_vnni : kernel_avx2)(a, ldx, rows, panel, k4, tile, prefetch);
 }
 
-/* y = activation(x_scale·scale·(tile − x_zero·col_sum) + bias + residual) for one tile (residual rows
+/* y = activation(Σ_t x_scale[t]·scale·(tile_t − x_zero[t]·col_sum) + bias + residual) for one tile,
+ * each row of y summing `terms` consecutive rows t of the tile (its activation's bytes; residual rows
  * ldy apart, like y's; it may be y). One compiled copy serves both kernels, so their float results on
  * the same weights are identical too; the vector loop and the scalar tail round alike (no FMA). */
 __attribute__((target("avx2")))
-static void store_tile(const int32_t *tile, int rows, int cols, const float *x_scale, const int32_t *x_zero,
+static void store_tile(const int32_t *tile, int rows, int terms, int cols, const float *x_scale, const int32_t *x_zero,
                        const float *scales, const int32_t *col_sums, const float *bias, const float *residual,
                        mv_activation activation, float *y, size_t ldy)
 {
@@ -259,13 +299,16 @@ static void store_tile(const int32_t *tile, int rows, int cols, const float *x_s
     for (int r = 0; r < rows; r++) {
         float *out = y + (size_t)r * ldy;
         const float *res = residual ? residual + (size_t)r * ldy : NULL;
-        const __m256 row_scale = _mm256_set1_ps(x_scale[r]);
-        const __m256i row_zero = _mm256_set1_epi32(x_zero[r]);
         int j = 0;
         for (; j + 8 <= cols; j += 8) {
-            __m256i sums = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)(tile + r * NR + j)),
-                                            _mm256_mullo_epi32(row_zero, _mm256_loadu_si256((const __m256i *)(col_sums + j))));
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(row_scale, _mm256_loadu_ps(scales + j)));
+            __m256 v = _mm256_setzero_ps();
+            for (int t = r * terms; t < (r + 1) * terms; t++) {
+                __m256i sums = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)(tile + t * NR + j)),
+                                                _mm256_mullo_epi32(_mm256_set1_epi32(x_zero[t]),
+                                                                   _mm256_loadu_si256((const __m256i *)(col_sums + j))));
+                v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_cvtepi32_ps(sums),
+                                                   _mm256_mul_ps(_mm256_set1_ps(x_scale[t]), _mm256_loadu_ps(scales + j))));
+            }
             if (bias)
                 v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
             if (res)
@@ -275,7 +318,9 @@ static void store_tile(const int32_t *tile, int rows, int cols, const float *x_s
             _mm256_storeu_ps(out + j, v);
         }
         for (; j < cols; j++) {
-            float v = (float)(tile[r * NR + j] - x_zero[r] * col_sums[j]) * (x_scale[r] * scales[j]);
+            float v = 0.0f;
+            for (int t = r * terms; t < (r + 1) * terms; t++)
+                v += (float)(tile[t * NR + j] - x_zero[t] * col_sums[j]) * (x_scale[t] * scales[j]);
             if (bias)
                 v += bias[j];
             if (res)
@@ -304,26 +349,27 @@ static const float *source_rows(const mv_int8_source *src, int k, int r0, int n_
     return buf;
 }
 
-/* Panels [p0, p1) of y's rows [m0, m0 + mb), whose quantised activations are a (rows k4 apart). */
+/* Panels [p0, p1) of y's rows [m0, m0 + mb), whose quantised activations are a (w->act_terms rows
+ * of it per row of y, k4 apart). */
 static void multiply_panels(const int8_call *c, const uint8_t *a, const float *x_scale, const int32_t *x_zero,
                             int m0, int mb, int p0, int p1)
 {
     const mv_int8_weight *w = c->w;
     const mv_gemm_epilogue *ep = c->ep;
-    const int n = w->n, k4 = w->k4;
+    const int n = w->n, k4 = w->k4, terms = w->act_terms, a_rows = mb * terms;
     for (int p = p0; p < p1; p++) {
         _Alignas(64) int32_t tile[MR * NR];
         const int8_t *panel = w->panels + (size_t)p * NR * k4;
         const int cols = n - p * NR < NR ? n - p * NR : NR;
-        for (int r0 = 0; r0 < mb; r0 += MR) {
-            const int tile_rows = mb - r0 < MR ? mb - r0 : MR;
+        for (int r0 = 0; r0 < a_rows; r0 += MR) { /* MR is a multiple of terms: a tile holds whole rows */
+            const int tile_rows = a_rows - r0 < MR ? a_rows - r0 : MR;
             /* The first row tile brings the next panel into L2 (see packed_gemm.c's packed_rows). */
             mv_int8_kernel(w->isa, a + (size_t)r0 * k4, (size_t)k4, tile_rows, panel, k4, tile,
                            r0 == 0 && p + 1 < p1 ? panel + (size_t)NR * k4 : NULL);
-            const size_t at = (size_t)(m0 + r0) * n + (size_t)p * NR;
-            store_tile(tile, tile_rows, cols, x_scale + r0, x_zero + r0, w->scales + p * NR, w->col_sums + p * NR,
-                       ep->bias ? ep->bias + p * NR : NULL, ep->residual ? ep->residual + at : NULL, ep->activation,
-                       c->y + at, (size_t)n);
+            const size_t at = (size_t)(m0 + r0 / terms) * n + (size_t)p * NR;
+            store_tile(tile, tile_rows / terms, terms, cols, x_scale + r0, x_zero + r0, w->scales + p * NR,
+                       w->col_sums + p * NR, ep->bias ? ep->bias + p * NR : NULL, ep->residual ? ep->residual + at : NULL,
+                       ep->activation, c->y + at, (size_t)n);
         }
     }
 }
@@ -348,7 +394,7 @@ static int rows_in_parallel(const int8_call *c, int rows, int threads, int block
 #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < blocks; b++) {
             const int m0 = b * block, mb = rows - m0 < block ? rows - m0 : block;
-            mv_int8_quantize_rows(source_rows(c->src, k, m0, mb, buf), mb, k, k4, a, x_scale, x_zero);
+            mv_int8_quantize_rows(source_rows(c->src, k, m0, mb, buf), mb, k, k4, w->act_terms, a, x_scale, x_zero);
             multiply_panels(c, a, x_scale, x_zero, m0, mb, 0, panels);
         }
     }
@@ -376,7 +422,8 @@ static int panels_in_parallel(const int8_call *c, int rows, int threads, int blo
 #pragma omp for schedule(static)
             for (int r = 0; r < mb; r++)
                 mv_int8_quantize_rows(source_rows(c->src, k, m0 + r, 1, gather ? gather + (size_t)r * k : NULL), 1, k,
-                                      k4, a + (size_t)r * k4, x_scale + r, x_zero + r);
+                                      k4, w->act_terms, a + (size_t)r * w->act_terms * k4, x_scale + r * w->act_terms,
+                                      x_zero + r * w->act_terms);
             /* Contiguous shares of the panels, so each panel's first tile can prefetch the next. */
             const int share = ceil_div(panels, omp_get_num_threads()), first = omp_get_thread_num() * share;
             multiply_panels(c, a, x_scale, x_zero, m0, mb, first < panels ? first : panels,
@@ -392,14 +439,18 @@ int mv_int8_gemm_source(const mv_int8_source *src, int rows, const mv_int8_weigh
 {
     const int8_call call = {src, w, epilogue, y};
     const int threads = mv_get_threads();
-    int block = ROW_BUFFER / w->k4 / MR * MR;
-    block = block > MAX_BLOCK_ROWS ? MAX_BLOCK_ROWS : block;
+    /* A block's rows in y: whole row tiles of quantised rows (act_terms of them a row) that fit the
+     * buffer and the scale arrays. */
+    const int unit = MR / w->act_terms;
+    int a_rows = ROW_BUFFER / w->k4 / MR * MR;
+    a_rows = a_rows > MAX_BLOCK_ROWS ? MAX_BLOCK_ROWS : a_rows;
+    const int block = a_rows / w->act_terms;
     int blocks = ceil_div(rows, block);
-    if (threads < 2 || blocks < threads || (size_t)rows * w->n * w->k4 < PARALLEL_MIN_MACS)
+    if (threads < 2 || blocks < threads || (size_t)rows * w->n * w->k4 * w->act_terms < PARALLEL_MIN_MACS)
         return panels_in_parallel(&call, rows, threads, block);
     /* As many blocks as make every thread's share equal, each as large as that allows. */
     blocks = ceil_div(blocks, threads) * threads;
-    return rows_in_parallel(&call, rows, threads, ceil_div(ceil_div(rows, blocks), MR) * MR);
+    return rows_in_parallel(&call, rows, threads, ceil_div(ceil_div(rows, blocks), unit) * unit);
 }
 
 void mv_int8_gemm(const float *x, int rows, const mv_int8_weight *w, const mv_gemm_epilogue *epilogue, float *y)

@@ -5,7 +5,8 @@
  * and [-63, 63] for the AVX2 one (see gemm_int8.c for why). Activations: asymmetric per row (one token,
  * one image position), quantised on every call: x ≈ x_scale·(a − x_zero) with a in [0, 255]. Then
  *   y[m,n] = x_scale[m]·scale[n]·(Σ_k a[m,k]·q[n,k] − x_zero[m]·Σ_k q[n,k]) + bias[n],
- * where the integer sum is exact in int32 and only the last line is float. */
+ * where the integer sum is exact in int32 and only the last line is float. A weight may take 16-bit
+ * activations instead (act_terms 2): two such rows of bytes per row of x, their two y terms summed. */
 #ifndef MEDVLP_TENSOR_GEMM_INT8_H
 #define MEDVLP_TENSOR_GEMM_INT8_H
 
@@ -35,6 +36,8 @@ typedef struct mv_int8_weight {
     int8_t *panels;      /* [panels][k4 / 4][NR][4] */
     float *scales;       /* [panels·NR] */
     int32_t *col_sums;   /* [panels·NR]: Σ_k q[n,k], for the activations' zero point */
+    int act_terms;       /* 1: 8-bit activations; 2: 16-bit, each row quantised as two rows of bytes
+                          * (mv_int8_quantize_rows), twice the integer work */
 } mv_int8_weight;
 
 /* Quantises weight [n, k] for isa's kernel (MV_INT8_AVX2 or MV_INT8_AVX512_VNNI, which this CPU must
@@ -42,8 +45,10 @@ typedef struct mv_int8_weight {
 mv_int8_weight *mv_int8_weight_new(const float *weight, int n, int k, mv_int8_isa isa);
 void mv_int8_weight_free(mv_int8_weight *w);
 
-/* a[rows, k4] (zero-padded past k) with per-row scale and zero point from x[rows, k]. */
-void mv_int8_quantize_rows(const float *x, int rows, int k, int k4, uint8_t *a, float *x_scale,
+/* a[rows·terms, k4] (zero-padded past k) with a scale and zero point per row of a, from x[rows, k].
+ * terms 1: one row of bytes per row of x. terms 2: then a second row, the remainder of x after the
+ * first in steps of its scale/128, so that x ≈ Σ_t x_scale[t]·(a_t − x_zero[t]) to 1/256 of a step. */
+void mv_int8_quantize_rows(const float *x, int rows, int k, int k4, int terms, uint8_t *a, float *x_scale,
                            int32_t *x_zero);
 
 /* tile[MV_INT8_MR, MV_INT8_NR] = a[rows, k4] (rows ldx bytes apart) · one panel's q, in int32;

@@ -188,6 +188,12 @@ int mv_packed_kernel_available(void)
     return use_packed_kernel();
 }
 
+void mv_packed_weight_fine_activations(mv_packed_weight *pw)
+{
+    if (pw->int8)
+        pw->int8->act_terms = 2;
+}
+
 void mv_packed_weight_free(mv_packed_weight *pw)
 {
     free(pw->packed);

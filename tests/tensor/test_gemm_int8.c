@@ -8,12 +8,15 @@
  *    (shapes around the 8-row tile, 32-column panel, 4-deep group and row-block edges; bias,
  *    accumulation), bit-identical between kernels on the same 7-bit weights, mv_packed_linear
  *    dispatching to it, and close to cblas_sgemm on the float values (the quantisation error);
- *  - the epilogue (residual apart from y, ReLU, GELU) and mv_packed_conv with an int8 weight. */
+ *  - the epilogue (residual apart from y, ReLU, GELU) and mv_packed_conv with an int8 weight;
+ *  - 16-bit activations (two rows of bytes per row of x): the bytes, the formula, and the error
+ *    against the product with exact activations (see check_fine). */
 #include "medvlp/tensor.h"
 #include "tensor/gemm_int8.h"
 #include "../test.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -92,7 +95,7 @@ static void check_activations(const float *x, int rows, int k, int k4)
     uint8_t *a = malloc((size_t)rows * k4);
     float *scale = malloc(sizeof(float) * rows);
     int32_t *zero = malloc(sizeof(int32_t) * rows);
-    mv_int8_quantize_rows(x, rows, k, k4, a, scale, zero);
+    mv_int8_quantize_rows(x, rows, k, k4, 1, a, scale, zero);
     for (int r = 0; r < rows; r++) {
         const float *row = x + (size_t)r * k;
         float mn = 0, mx = 0;
@@ -141,7 +144,7 @@ static void check_linear(mv_int8_isa isa, int m, int n, int k, int accumulate, i
     uint8_t *a = malloc((size_t)m * qw->k4);
     float *xs = malloc(sizeof(float) * m);
     int32_t *xz = malloc(sizeof(int32_t) * m);
-    mv_int8_quantize_rows(x, m, k, qw->k4, a, xs, xz);
+    mv_int8_quantize_rows(x, m, k, qw->k4, 1, a, xs, xz);
     const float *b = with_bias ? bias : NULL;
     memcpy(y_int8, y0, sizeof(float) * m * n);
     mv_int8_gemm(x, m, qw, &(mv_gemm_epilogue){.bias = b, .residual = accumulate ? y_int8 : NULL}, y_int8);
@@ -218,6 +221,106 @@ static void check_linear(mv_int8_isa isa, int m, int n, int k, int accumulate, i
     free(y_f32);
 }
 
+/* 16-bit activations (act_terms 2): each row of x quantised as its 8-bit row and then the remainder
+ * in steps of scale/128 around 128 (bytes against a scalar re-implementation of the rule); y against
+ * the two-term formula in double from those bytes, and against the exact product of x with the
+ * dequantised weights, off by at most half a low step per input, where 8-bit activations are off
+ * by ~100 times more; mv_packed_weight_fine_activations routes mv_packed_linear to it. */
+static void check_fine(mv_int8_isa isa, int m, int n, int k, unsigned *seed)
+{
+    float *x = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k), *bias = malloc(sizeof(float) * n);
+    float *y_fine = malloc(sizeof(float) * m * n), *y_coarse = malloc(sizeof(float) * m * n);
+    float *y_packed = malloc(sizeof(float) * m * n);
+    for (int i = 0; i < m * k; i++)
+        x[i] = uniform(seed) + (i % 5 == 0 ? 0.4f : 0.0f);
+    for (int i = 0; i < n * k; i++)
+        w[i] = uniform(seed) * (1 + i / k % 3);
+    for (int i = 0; i < n; i++)
+        bias[i] = uniform(seed);
+    mv_int8_weight *qw = mv_int8_weight_new(w, n, k, isa);
+    CHECK(qw != NULL && qw->act_terms == 1);
+    if (!qw)
+        return;
+    const int k4 = qw->k4;
+    uint8_t *a = malloc((size_t)m * 2 * k4), *a8 = malloc((size_t)m * k4);
+    float *xs = malloc(sizeof(float) * m * 2), *xs8 = malloc(sizeof(float) * m);
+    int32_t *xz = malloc(sizeof(int32_t) * m * 2), *xz8 = malloc(sizeof(int32_t) * m);
+    mv_int8_quantize_rows(x, m, k, k4, 2, a, xs, xz);
+    mv_int8_quantize_rows(x, m, k, k4, 1, a8, xs8, xz8);
+    int bad_bytes = 0, bad_values = 0;
+    for (int r = 0; r < m; r++) {
+        const uint8_t *hi = a + (size_t)2 * r * k4, *lo = hi + k4;
+        bad_bytes += memcmp(hi, a8 + (size_t)r * k4, (size_t)k4) != 0 || xs[2 * r] != xs8[r] || xz[2 * r] != xz8[r];
+        CHECK(xs[2 * r + 1] == xs[2 * r] / 128.0f && xz[2 * r + 1] == 128);
+        for (int kk = 0; kk < k4; kk++) {
+            const float *row = x + (size_t)r * k;
+            float q = kk < k ? rintf((row[kk] - xs[2 * r] * (float)(hi[kk] - xz[2 * r])) * (128.0f / xs[2 * r])) + 128.0f
+                             : 0.0f;
+            bad_bytes += lo[kk] != (int)fminf(255.0f, fmaxf(0.0f, q));
+            /* half a low step, plus the float rounding of the remainder (a few ulps of x) */
+            if (kk < k)
+                bad_values += fabs(row[kk] - ((double)xs[2 * r] * (hi[kk] - xz[2 * r]) +
+                                              (double)xs[2 * r + 1] * (lo[kk] - 128))) >
+                              xs[2 * r + 1] * 0.5 + 4 * FLT_EPSILON * fabsf(row[kk]);
+        }
+    }
+    CHECK_MSG(bad_bytes == 0 && bad_values == 0, "isa %d m %d k %d: %d wrong bytes, %d values off", isa, m, k,
+              bad_bytes, bad_values);
+
+    mv_int8_gemm(x, m, qw, &(mv_gemm_epilogue){.bias = bias}, y_coarse);
+    qw->act_terms = 2;
+    mv_int8_gemm(x, m, qw, &(mv_gemm_epilogue){.bias = bias}, y_fine);
+    double worst_formula = 0, worst_exact = 0, err_fine = 0, err_coarse = 0;
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) {
+            double want = bias[j], tol = 2e-6 * fabs(bias[j]) + 1e-6, exact = bias[j], magnitude = 0;
+            for (int t = 2 * r; t < 2 * r + 2; t++) {
+                int64_t dot = 0;
+                for (int kk = 0; kk < k; kk++)
+                    dot += (int64_t)a[(size_t)t * k4 + kk] * panel_q(qw, j, kk);
+                double s = (double)xs[t] * qw->scales[j];
+                want += s * (double)(dot - (int64_t)xz[t] * qw->col_sums[j]);
+                tol += 1e-6 * s * (fabs((double)dot) + fabs((double)xz[t] * qw->col_sums[j]));
+            }
+            for (int kk = 0; kk < k; kk++) {
+                double wq = (double)qw->scales[j] * panel_q(qw, j, kk);
+                exact += (double)x[(size_t)r * k + kk] * wq;
+                magnitude += fabs(wq);
+            }
+            double got = y_fine[(size_t)r * n + j];
+            worst_formula = fmax(worst_formula, fabs(got - want) / tol);
+            worst_exact = fmax(worst_exact, fabs(got - exact) / (xs[2 * r + 1] * 0.5001 * magnitude + tol));
+            err_fine += (got - exact) * (got - exact);
+            err_coarse += (y_coarse[(size_t)r * n + j] - exact) * (y_coarse[(size_t)r * n + j] - exact);
+        }
+    CHECK_MSG(worst_formula <= 1, "isa %d m %d n %d k %d: error %.3g × tolerance", isa, m, n, k, worst_formula);
+    CHECK_MSG(worst_exact <= 1, "isa %d m %d n %d k %d: %.3g × half a low step", isa, m, n, k, worst_exact);
+    CHECK_MSG(err_fine * 50 * 50 < err_coarse || err_coarse == 0, "isa %d m %d n %d k %d: 16-bit error %.3g, 8-bit %.3g",
+              isa, m, n, k, sqrt(err_fine), sqrt(err_coarse));
+
+    if (isa == mv_int8_best_isa()) {
+        mv_packed_weight pw;
+        CHECK_INT_EQ(mv_packed_weight_init(&pw, w, n, k, MV_QUANT_INT8), 0);
+        mv_packed_weight_fine_activations(&pw);
+        mv_packed_linear(x, m, &pw, bias, 0, y_packed);
+        CHECK(!memcmp(y_packed, y_fine, sizeof(float) * m * n));
+        mv_packed_weight_free(&pw);
+    }
+    mv_int8_weight_free(qw);
+    free(a);
+    free(a8);
+    free(xs);
+    free(xs8);
+    free(xz);
+    free(xz8);
+    free(x);
+    free(w);
+    free(bias);
+    free(y_fine);
+    free(y_coarse);
+    free(y_packed);
+}
+
 /* mv_packed_conv with an int8 weight == mv_int8_gemm over im2col rows built here (NHWC, taps in
  * (kh, kw, channel) order, zeros in the padding), bias + ReLU. */
 static void check_conv(int images, int height, int width, int channels, int stride, unsigned *seed)
@@ -262,7 +365,7 @@ static void check_conv(int images, int height, int width, int channels, int stri
 
 int main(void)
 {
-    unsigned seed = 5;
+    unsigned seed = 5, fine_seed = 7;
     mv_int8_isa best = mv_int8_best_isa();
     printf("best int8 kernel here: %s\n", best == MV_INT8_AVX512_VNNI ? "AVX512-VNNI" : best == MV_INT8_AVX2 ? "AVX2"
                                                                                                           : "none");
@@ -290,6 +393,11 @@ int main(void)
         /* Several row blocks (128 KiB of quantised rows: 42 rows of k 3072, 218 of k 600). */
         check_linear(isas[i], 600, 70, 600, 1, 1, &seed);
         check_linear(isas[i], 90, 40, 3072, 0, 1, &seed);
+        /* 16-bit activations: a tile holds 4 rows; few rows (panels shared) and several row blocks. */
+        static const int fine_ms[] = {1, 3, 4, 5, 9, 197, 600};
+        for (size_t a = 0; a < sizeof fine_ms / sizeof *fine_ms; a++)
+            check_fine(isas[i], fine_ms[a], 33 + (int)a, a % 2 ? 257 : 768, &fine_seed);
+        check_fine(isas[i], 90, 40, 3072, &fine_seed);
     }
     if (best != MV_INT8_AVX512_VNNI)
         printf("no AVX512-VNNI here: its kernel was not run\n");
