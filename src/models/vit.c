@@ -136,6 +136,13 @@ static int load_layer(loader *ld, mv_vit *m, int index, mv_error *err)
                 pack_linear(w, &l->fc1, l->fc1_w, c->mlp_dim, c->width, c->quant) ||
                 pack_linear(w, &l->fc2, l->fc2_w, c->width, c->mlp_dim, c->quant)))
         rc = mv_fail(err, MV_ENOMEM, "vit: out of memory packing block %d", index);
+    /* int8: as BERT's (bert.c), the products that write into the residual stream and the MLP's input
+     * take 16-bit activations. */
+    if (!rc) {
+        mv_packed_weight_fine_activations(&l->proj);
+        mv_packed_weight_fine_activations(&l->fc1);
+        mv_packed_weight_fine_activations(&l->fc2);
+    }
     return rc;
 }
 

@@ -8,12 +8,13 @@
  * over the normalised embeddings) of the fp32 index with the fp32 query is compared with the top 10
  * of the int8 index with the int8 query, and of the fp32 index with the int8 query.
  *
- * The issue asks for a mean overlap >= 0.9; on this data it is NOT reached (see MIN_OVERLAP_*). The
- * embeddings of a random-weight model are crowded: 16 dimensions, pairwise cos 0.89 ± 0.08 here (the
- * benchmark's random BERT-base: 512 dimensions but 0.97 ± 0.01), so neighbours 10 and 11 of a query
- * differ by far less than int8's perturbation (1 − cos ≈ 1e-3), and the overlap measures that crowding
- * as much as int8. A trained model spreads its embeddings; it must be measured with real weights.
- * The release tree runs 10k items; the sanitizer tree a shorter variant. */
+ * The issue asks for a mean overlap >= 0.9. The embeddings of a random-weight model are crowded: 16
+ * dimensions, pairwise cos 0.89 ± 0.08 here (the benchmark's random BERT-base: 512 dimensions but
+ * 0.97 ± 0.01), so neighbours 10 and 11 of a query differ by less than int8's perturbation, and
+ * the overlap measures that crowding as much as int8. What decides it is the activations' 8-bit
+ * rounding, noise that differs from text to text: BERT's attention-output and FFN products take
+ * 16-bit activations (bert.c), which raised the overlap here from 0.855 to 0.91 (VNNI). The release
+ * tree runs 10k items; the sanitizer tree a shorter variant. */
 #include "medvlp/model.h"
 #include "../test.h"
 
@@ -22,10 +23,11 @@
 #include <stdlib.h>
 
 enum { TOP_K = 10 };
-/* Measured on this fixture at 10k items (VNNI / AVX2 weights): int8 index + int8 queries 0.855 / 0.822,
- * fp32 index + int8 queries 0.810 / 0.703; at 2k items 0.885 / 0.870 and 0.863 / 0.777. The bounds sit
- * below the AVX2 figures: they catch a broken int8 path (overlap near 0), not the issue's 0.9. */
-#define MIN_OVERLAP_BOTH 0.80
+/* Measured on this fixture at 10k items (VNNI / AVX2 weights): int8 index + int8 queries 0.9145 /
+ * 0.8695, fp32 index + int8 queries 0.827 / 0.7125; with 8-bit activations everywhere they were
+ * 0.855 / 0.822 and 0.810 / 0.703, which MIN_OVERLAP_BOTH now fails. The bounds sit below the AVX2
+ * figures (7-bit weights; the AVX2 run forced mv_int8_best_isa by a temporary edit). */
+#define MIN_OVERLAP_BOTH 0.86
 #define MIN_OVERLAP_QUERIES 0.65
 
 typedef struct corpus {
