@@ -1,7 +1,7 @@
 """quant_accuracy.py — the accuracy cost of `--quant int8` on the benchmark's full-size models (not a
 test: it needs bench/run's models and Debian's torch; the CI-sized checks are tests/quant/).
 
-    /usr/bin/python3 bench/quant_accuracy.py MODELS_DIR MEDVLP_ENGINE [N_ITEMS [N_QUERIES [SEQ_LEN]]]
+    /usr/bin/python3 bench/quant_accuracy.py MODELS_DIR MEDVLP_ENGINE [N_ITEMS [N_QUERIES [SEQ_LEN [N_IMAGES]]]]
 
 1. cos to PyTorch fp32: 32 random texts of 32 tokens (BERT-base + BiomedCLIP head, normalised), 4 random
    224² images through ViT-B/16 (+ projection) and ResNet-50 (pooled features), run by PyTorch on the
@@ -11,7 +11,9 @@ test: it needs bench/run's models and Debian's torch; the CI-sized checks are te
    each index; the mean overlap of int8's and fp16's top-10 lists with fp32's (and the worst query).
    How crowded the fp32 embeddings are is printed with it: the mean cosine of two different items, and
    the mean gap between each query's 10th and 11th best score, against which the quantised scores'
-   errors decide the overlap."""
+   errors decide the overlap.
+3. the same over N_IMAGES (default 2000) random 224² images and 100 query images through ViT-B/16
+   (+ projection): an image index, what a caption search retrieves from (int8 only; ~8 minutes)."""
 import os
 import subprocess
 import sys
@@ -25,6 +27,7 @@ import torch_engine  # noqa: E402
 
 TOP_K = 10
 CHUNK = 256
+IMAGE_QUERIES = 100
 
 
 class Medvlp:
@@ -86,13 +89,18 @@ def top_k(queries, items, k=TOP_K):
     return np.argsort(-scores, axis=1)[:, :k]
 
 
-def retrieval(models, engine, tmp, n_items, n_queries, seq_len):
-    gen = torch.Generator().manual_seed(9)
-    items, queries = random_ids(n_items, seq_len, gen).numpy(), random_ids(n_queries, seq_len, gen).numpy()
+def normalized(embeddings):
+    return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+
+
+def retrieval(models, engine, tmp, kind, items, queries, seq_len, quants, what):
+    """Top-10 overlap of each quant's index + queries with fp32's; kind's inputs as Medvlp.embed takes them."""
+    path, dim = os.path.join(models, "text" if kind == "text" else kind + ".safetensors"), 512
     tops, item_embs, query_embs = {}, {}, {}
-    for quant in ("none", "int8", "fp16"):
-        m = Medvlp(engine, "text", os.path.join(models, "text"), quant)
-        item_embs[quant], query_embs[quant] = m.embed(items, seq_len, 512, tmp), m.embed(queries, seq_len, 512, tmp)
+    for quant in ("none",) + quants:
+        m = Medvlp(engine, kind, path, quant)
+        item_embs[quant] = normalized(m.embed(items, seq_len, dim, tmp))
+        query_embs[quant] = normalized(m.embed(queries, seq_len, dim, tmp))
         m.close()
         tops[quant] = top_k(query_embs[quant], item_embs[quant])
     fp32_items, fp32_queries = item_embs["none"], query_embs["none"]
@@ -101,19 +109,27 @@ def retrieval(models, engine, tmp, n_items, n_queries, seq_len):
     ranked = np.sort(fp32_queries @ fp32_items.T, axis=1)[:, ::-1]
     print("fp32 embeddings: mean cos of two different items %.4f; mean gap between a query's 10th and 11th "
           "score %.2e" % (pair_cos.mean(), (ranked[:, TOP_K - 1] - ranked[:, TOP_K]).mean()), flush=True)
-    for quant in ("int8", "fp16"):
+    for quant in quants:
         common = [len(set(a) & set(b)) for a, b in zip(tops["none"], tops[quant])]
-        print("retrieval: %d texts of %d tokens, %d queries: top-%d overlap %s vs fp32 %.4f (worst query %d/%d); "
-              "items' min cos %s vs fp32 %.6f" % (n_items, seq_len, n_queries, TOP_K, quant, np.mean(common) / TOP_K,
+        print("retrieval: %d %s, %d queries: top-%d overlap %s vs fp32 %.4f (worst query %d/%d); "
+              "items' min cos %s vs fp32 %.6f" % (len(items), what, len(queries), TOP_K, quant, np.mean(common) / TOP_K,
                                                   min(common), TOP_K, quant, cosines(fp32_items, item_embs[quant]).min()),
               flush=True)
 
 
-def main(models, engine, n_items=10000, n_queries=200, seq_len=16):
+def main(models, engine, n_items=10000, n_queries=200, seq_len=16, n_images=2000):
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    n_items, n_queries, seq_len, n_images = int(n_items), int(n_queries), int(seq_len), int(n_images)
     with tempfile.TemporaryDirectory() as tmp:
         parity(models, engine, tmp)
-        retrieval(models, engine, tmp, int(n_items), int(n_queries), int(seq_len))
+        gen = torch.Generator().manual_seed(9)
+        texts, text_queries = random_ids(n_items, seq_len, gen).numpy(), random_ids(n_queries, seq_len, gen).numpy()
+        retrieval(models, engine, tmp, "text", texts, text_queries, seq_len, ("int8", "fp16"),
+                  "texts of %d tokens" % seq_len)
+        if n_images:
+            images = (torch.rand(n_images + IMAGE_QUERIES, 3, 224, 224, generator=gen) - 0.5).numpy()
+            retrieval(models, engine, tmp, "vit_b16", images[:n_images], images[n_images:], 0, ("int8",),
+                      "224² images")
 
 
 if __name__ == "__main__":
