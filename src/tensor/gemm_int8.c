@@ -161,8 +161,8 @@ static void quantize_row(const float *x, int k, int k4, uint8_t *a, float *x_sca
 }
 
 /* The second byte of a 16-bit activation: what the first row (hi: scale, zero) leaves of x, in steps
- * of scale/128 around LOW_ZERO. The remainder is within half a step of hi, or one and a half where hi
- * clamped at 255, so [-128, 127] low steps cover it. */
+ * of scale/128 around LOW_ZERO. hi's range holds every x, so the remainder is within half a step (64
+ * low steps) of it; the byte's [-128, 127] leaves room for float rounding. */
 enum { LOW_STEPS = 128, LOW_ZERO = 128 };
 
 __attribute__((target("avx2")))
