@@ -9,7 +9,11 @@
 
 #include <stddef.h>
 
-/* 64-byte-aligned memory of `bytes` (free it with free()) with its pages mapped, or NULL. */
+/* 64-byte-aligned memory of `bytes` (free it with free()), or NULL. The size is rounded up to a
+ * multiple of 64: aligned_alloc requires it (glibc lets other sizes pass, ASan aborts on them). */
+void *mv_alloc_aligned(size_t bytes);
+
+/* mv_alloc_aligned, with its pages mapped. */
 void *mv_alloc_populated(size_t bytes);
 
 /* madvise(advice) over the whole pages inside [data, data + bytes): a page the range only shares

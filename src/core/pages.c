@@ -1,4 +1,4 @@
-/* pages.c — allocates large buffers with their pages mapped in one call, and advises the kernel on
+/* pages.c — allocates aligned buffers, large ones with their pages mapped in one call, and advises the kernel on
  * ranges of whole pages (include/medvlp/pages.h). */
 #include "medvlp/pages.h"
 
@@ -19,9 +19,14 @@ void mv_advise_whole_pages(const void *data, size_t bytes, int advice)
         (void)madvise((void *)first, end - first, advice);
 }
 
+void *mv_alloc_aligned(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
 void *mv_alloc_populated(size_t bytes)
 {
-    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    void *data = mv_alloc_aligned(bytes);
 #ifdef MADV_POPULATE_WRITE
     if (data && bytes >= POPULATE_MIN_BYTES) /* EINVAL before Linux 5.14: the pages fault in as usual */
         mv_advise_whole_pages(data, bytes, MADV_POPULATE_WRITE);

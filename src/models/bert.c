@@ -3,6 +3,7 @@
  * h = LN(h + O·Attn(h)), h = LN(h + W2·GELU(W1·h)). Every Linear is one packed GEMM (tensor.h) whose
  * store adds the bias and the residual and applies the GELU. */
 #include "medvlp/bert.h"
+#include "medvlp/pages.h"
 #include "medvlp/tensor.h"
 #include "pack_linear.h"
 
@@ -131,7 +132,7 @@ int mv_bert_state_reserve(mv_bert_state *s, const mv_bert_config *c, int n_token
     s->context = malloc(rows * H * sizeof(float));
     s->ffn = malloc(rows * (size_t)c->intermediate_size * sizeof(float));
     size_t attention_bytes = mv_attention_scratch_floats(cap_seq, c->n_heads, c->hidden_size / c->n_heads) * sizeof(float);
-    s->attention = aligned_alloc(64, (attention_bytes + 63) / 64 * 64);
+    s->attention = mv_alloc_aligned(attention_bytes);
     if (!s->hidden || !s->query || !s->key || !s->value || !s->context || !s->ffn || !s->attention) {
         mv_bert_state_free(s);
         return mv_fail(err, MV_ENOMEM, "out of memory for a BERT batch of %d tokens", n_tokens);

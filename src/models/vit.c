@@ -229,7 +229,7 @@ int mv_vit_state_new(const mv_vit *m, int max_images, mv_vit_state **out, mv_err
     st->mlp = malloc(rows * c->mlp_dim * sizeof(float));
     st->patches = malloc((size_t)max_images * m->n_patches * patch_len * sizeof(float));
     size_t attention_bytes = mv_attention_scratch_floats(m->n_tokens, c->heads, c->width / c->heads) * sizeof(float);
-    st->attention = aligned_alloc(64, (attention_bytes + 63) / 64 * 64);
+    st->attention = mv_alloc_aligned(attention_bytes);
     if (!st->pooled || (c->proj_dim > 0 && !st->embedding) || !st->x || !st->xn || !st->qkv || !st->attn ||
         !st->mlp || !st->patches || !st->attention) {
         mv_vit_state_free(st);

@@ -19,6 +19,11 @@
 
 enum { MR = MV_KERNEL_MR, NR = MV_KERNEL_NR };
 
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
+
 /* Floats of one head's scratch on the fused path: key panels, value panels and MR rows of
  * probabilities; a multiple of 16 so every head's block stays 64-byte aligned. */
 static size_t head_scratch_floats(int n_tokens, int head_dim)

@@ -156,7 +156,7 @@ int mv_packed_weight_init(mv_packed_weight *pw, const float *weight, int out_fea
         /* One fp32 panel per thread at a time: a whole-matrix fp32 copy, once freed, would stay in the
          * heap. (On one thread, fp16 ViT-B/16 loaded in 0.47-0.64 s, BERT-base 0.44-0.58; on two,
          * 0.36-0.39 and 0.32-0.38 s: five loads each, alternating.) */
-        float *panel = aligned_alloc(64, (size_t)threads * panel_floats * sizeof(float));
+        float *panel = mv_alloc_aligned((size_t)threads * panel_floats * sizeof(float));
         pw->half = mv_alloc_populated(floats * sizeof(uint16_t));
         pw->weight = NULL;
         if (!panel || !pw->half) {
@@ -652,7 +652,7 @@ static int run_packed(const gemm_call *c)
     /* Per thread: a block of gathered convolution rows, then a widened fp16 panel block. */
     const size_t gather_floats = c->x || reads_lines(c) ? 0 : (size_t)chunk_rows * GATHER_LD;
     const size_t scratch_floats = gather_floats + (c->pw->half ? (size_t)KC * NR : 0);
-    float *scratch = scratch_floats ? aligned_alloc(64, (size_t)team * scratch_floats * sizeof(float)) : NULL;
+    float *scratch = scratch_floats ? mv_alloc_aligned((size_t)team * scratch_floats * sizeof(float)) : NULL;
     /* reads_lines: the input with its padding written out, and the call made over it with pad 0. */
     mv_conv_rows padded_conv;
     gemm_call padded_call = *c;
@@ -662,8 +662,8 @@ static int run_packed(const gemm_call *c)
         padded_conv.height += 2 * c->conv->pad;
         padded_conv.width += 2 * c->conv->pad;
         padded_conv.pad = 0;
-        padded = aligned_alloc(64, round_up((size_t)padded_conv.n_images * padded_conv.height * padded_conv.width *
-                                                padded_conv.channels * sizeof(float), 64));
+        padded = mv_alloc_aligned((size_t)padded_conv.n_images * padded_conv.height * padded_conv.width *
+                                  padded_conv.channels * sizeof(float));
         padded_conv.x = padded;
         padded_call.conv = &padded_conv;
     }

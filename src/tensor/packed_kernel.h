@@ -20,12 +20,6 @@ static inline int ceil_div(int a, int b)
     return (a + b - 1) / b;
 }
 
-/* n rounded up to a multiple of `to` (aligned_alloc sizes must be multiples of the alignment). */
-static inline size_t round_up(size_t n, size_t to)
-{
-    return (n + to - 1) / to * to;
-}
-
 #ifdef HAVE_AVX512_KERNEL
 /* y[rows, cols] = a[rows, kc] (rows lda apart) · panel[kc, NR], rows <= MR, cols <= NR, y rows ldy
  * apart. The accumulators start from `start` (a tile laid out like y: y itself when continuing a
