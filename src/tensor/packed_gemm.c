@@ -533,7 +533,8 @@ static void packed_rows(const gemm_call *c, int m0, int m1, int p0, int p1, floa
              * (mv_kernel_8x32): the whole block from the first tile asked for more lines than can be in
              * flight and stalled it (ResNet-50 layer4 at batch 1, 7 tiles a block, weights from L3). */
             const int next_lines = STEP_LINES * next_kc;
-            const int lines_per_tile = pw->half ? 0 : ceil_div(next_lines, ceil_div(m1 - m0, MR));
+            /* fp16 panels are widened ahead instead; kernel_segments' runs do not prefetch. */
+            const int lines_per_tile = pw->half || reads_lines(c) ? 0 : ceil_div(next_lines, ceil_div(m1 - m0, MR));
             for (int r0 = m0; r0 < m1; r0 += MR) {
                 int tile_rows = m1 - r0 < MR ? m1 - r0 : MR;
                 int first_line = (r0 - m0) / MR * lines_per_tile;
